@@ -1,0 +1,318 @@
+"""Ingest: raw dumps -> canonical ``reviews.parquet`` and ``items.parquet`` (DuckDB).
+
+Every file is read by DuckDB in one streaming pass. JSON lines are read as text lines and
+parsed with ``json_transform`` against an explicit schema, rather than with read_ndjson's
+``ignore_errors``, because that drops bad lines without saying which or why: here every bad
+line is counted by reason and a sample lands in ``rejects.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from pipeline import workdir
+from pipeline.db import connect
+from pipeline.io import atomic_path, update_stats, write_json
+from pipeline.sources.detect import (
+    FORMATS,
+    FormatError,
+    detect_format,
+    gzip_truncation_offset,
+    head_records,
+)
+from pipeline.sources.fetch import Source, fetch
+from pipeline.sql import load_sql, quote_literal
+
+log = logging.getLogger(__name__)
+
+LINE_DELIM = "\x1f"  # never appears unescaped in valid JSON, so a line stays one column
+REJECT_SAMPLE_PER_REASON = 20
+
+
+class IngestError(RuntimeError):
+    """A file cannot be read at all; the message names the file and the place."""
+
+
+def _lines_view(con: duckdb.DuckDBPyConnection, src: Source, layout: str, tag: str) -> None:
+    path = quote_literal(str(src.path))
+    if layout == "array":
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW lines AS SELECT json::VARCHAR AS line "
+            f"FROM read_json_objects({path}, format = 'array')"
+        )
+        return
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW lines AS SELECT line FROM read_csv({path},
+            columns = {{'line': 'VARCHAR'}}, delim = {quote_literal(LINE_DELIM)}, quote = '',
+            escape = '', header = false, auto_detect = false, new_line = '\\n',
+            max_line_size = 16777216, strict_mode = false,
+            store_rejects = true, rejects_table = 'rej_{tag}', rejects_scan = 'scan_{tag}')"""
+    )
+
+
+def _csv_view(con: duckdb.DuckDBPyConnection, src: Source, tag: str) -> None:
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW csv_rows AS SELECT * FROM read_csv(
+            {quote_literal(str(src.path))}, header = false, auto_detect = false, delim = ',',
+            columns = {{'item': 'VARCHAR', 'user_id': 'VARCHAR', 'rating': 'VARCHAR',
+                        'ts': 'VARCHAR'}},
+            store_rejects = true, rejects_table = 'rej_{tag}', rejects_scan = 'scan_{tag}')"""
+    )
+
+
+def _stage_file(
+    con: duckdb.DuckDBPyConnection, src: Source, fmt: str, kind: str, out: Path, tag: str
+) -> None:
+    """COPY one input file into a staging parquet of canonical rows + reject_reason."""
+    if fmt == "parquet":
+        if kind == "items":
+            raise IngestError(f"{src.uri}: a parquet purchase table has no item metadata")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW parquet_rows AS SELECT * FROM "
+            f"read_parquet({quote_literal(str(src.path))})"
+        )
+        cols = {c[0] for c in con.execute("DESCRIBE parquet_rows").fetchall()}
+        if not {"user_id", "item_id"} <= cols:
+            raise IngestError(f"{src.uri}: parquet input needs columns user_id, item_id")
+        query = load_sql("reviews_parquet")
+    elif fmt == "csv":
+        if kind == "items":
+            raise IngestError(f"{src.uri}: a ratings CSV has no item metadata")
+        _csv_view(con, src, tag)
+        query = load_sql("reviews_csv")
+    else:
+        _, layout = head_records(src.path)
+        _lines_view(con, src, layout, tag)
+        query = load_sql(f"{kind}_{fmt}")
+    try:
+        con.execute(f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet)")
+    except duckdb.Error as e:
+        raise _explain_read_error(src, e) from e
+
+
+def _explain_read_error(src: Source, e: duckdb.Error) -> IngestError:
+    msg = str(e)
+    if "gzip" in msg.lower() or "GZIP" in msg:
+        try:
+            read, produced = gzip_truncation_offset(src.path)
+            where = (
+                f"the compressed stream breaks off at byte {read} of {src.size} "
+                f"(after {produced} decompressed bytes)"
+            )
+        except Exception as scan_error:  # noqa: BLE001 - reported inside the message
+            where = f"the stream is corrupt ({scan_error})"
+        return IngestError(f"{src.uri}: truncated or corrupt gzip file: {where}")
+    return IngestError(f"{src.uri}: cannot be read: {msg.splitlines()[0]}")
+
+
+def _collect_rejects(
+    con: duckdb.DuckDBPyConnection, src: Source, staged: Path, fmt: str, tag: str
+) -> tuple[dict[str, int], list[dict]]:
+    """Counts by reason and a sample of the rejected rows of one staged file."""
+    counts: dict[str, int] = {}
+    sample: list[dict] = []
+    rows = con.execute(
+        f"""SELECT reject_reason, count(*) FROM read_parquet({quote_literal(str(staged))})
+            WHERE reject_reason IS NOT NULL GROUP BY ALL ORDER BY 1"""
+    ).fetchall()
+    counts.update({r: n for r, n in rows})
+    for reason, raw in con.execute(
+        f"""SELECT reject_reason, left(raw, 2000) FROM read_parquet({quote_literal(str(staged))})
+            WHERE reject_reason IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY reject_reason ORDER BY raw) <= {REJECT_SAMPLE_PER_REASON}
+            ORDER BY 1, 2"""
+    ).fetchall():
+        sample.append({"file": src.uri, "reason": reason, "raw": raw})
+    if fmt in ("2023", "2018", "csv"):
+        try:
+            csv_rejects = con.execute(
+                f"SELECT line, error_type, csv_line FROM rej_{tag} ORDER BY line"
+            ).fetchall()
+        except duckdb.CatalogException:
+            csv_rejects = []  # JSON-array layout reads no CSV
+        for line, etype, csv_line in csv_rejects:
+            reason = "encoding" if "ENCODING" in str(etype) else f"csv:{str(etype).lower()}"
+            counts[reason] = counts.get(reason, 0) + 1
+            if sum(1 for s in sample if s["reason"] == reason) < REJECT_SAMPLE_PER_REASON:
+                sample.append(
+                    {
+                        "file": src.uri,
+                        "reason": reason,
+                        "line": line,
+                        "raw": (csv_line or "")[:2000],
+                    }
+                )
+    return counts, sample
+
+
+def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) -> None:
+    bad = sum(counts.values())
+    if staged_good == 0 and bad > 0:
+        raise IngestError(
+            f"{src.uri}: no valid record in {bad} lines (reasons: {counts}); "
+            "is this the right file and --format?"
+        )
+
+
+def _resolve(
+    uris: list[str], fmt: str, cache_dir: Path | None, progress: bool
+) -> list[tuple[Source, str]]:
+    out = []
+    for uri in uris:
+        src = fetch(uri, cache_dir, progress=progress)
+        try:
+            f = detect_format(src.path) if fmt == "auto" else fmt
+            if f in ("2023", "2018"):
+                head_records(src.path)  # a file that is not JSON at all stops here
+        except FormatError as e:
+            raise IngestError(str(e).replace(str(src.path), uri)) from e
+        if f not in FORMATS:
+            raise IngestError(f"unknown format {f!r} (expected auto or one of {FORMATS})")
+        out.append((src, f))
+    return out
+
+
+def _stage_all(
+    con: duckdb.DuckDBPyConnection, sources: list[tuple[Source, str]], kind: str, stage_dir: Path
+) -> tuple[list[Path], dict[str, int], list[dict], int]:
+    staged, counts, sample, total = [], {}, [], 0
+    for i, (src, fmt) in enumerate(sources):
+        out = stage_dir / f"{kind}_{i}.parquet"
+        tag = f"{kind}_{i}"
+        _stage_file(con, src, fmt, kind, out, tag)
+        c, s = _collect_rejects(con, src, out, fmt, tag)
+        good = con.execute(
+            f"SELECT count(*) FROM read_parquet({quote_literal(str(out))}) "
+            "WHERE reject_reason IS NULL"
+        ).fetchall()[0][0]
+        _check_not_all_bad(src, good, c)
+        log.info("%s: %d %s records, %d rejected", src.uri, good, kind, sum(c.values()))
+        for k, v in c.items():
+            counts[k] = counts.get(k, 0) + v
+        sample.extend(s)
+        total += good + sum(c.values())
+        staged.append(out)
+    return staged, counts, sample, total
+
+
+def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
+    files = "[" + ", ".join(quote_literal(str(p)) for p in staged) + "]"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * EXCLUDE (reject_reason, raw) "
+        f"FROM read_parquet({files}) WHERE reject_reason IS NULL"
+    )
+
+
+def ingest_items(
+    meta: list[str],
+    work: Path,
+    fmt: str = "auto",
+    cache_dir: Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    progress: bool = False,
+) -> Path:
+    """Metadata dumps -> ``work/items.parquet`` (one row per asin). Returns its path."""
+    work = Path(work)
+    stats = _ingest_items(meta, work, fmt, cache_dir, con or connect(), progress)
+    update_stats(work, stats)
+    return work / workdir.ITEMS
+
+
+def _ingest_items(meta, work, fmt, cache_dir, con, progress) -> dict:
+    sources = _resolve(meta, fmt, cache_dir, progress)
+    stage_dir = work / ".staging"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir)
+    _staged_view(con, staged)
+    # An item listed twice (several files, or repeated lines): keep the richest row.
+    with atomic_path(work / workdir.ITEMS) as tmp:
+        con.execute(
+            f"""COPY (
+                SELECT * FROM staged
+                QUALIFY row_number() OVER (
+                    PARTITION BY asin ORDER BY (title IS NULL), len(description) DESC,
+                    (image_url IS NULL), title, image_url) = 1
+                ORDER BY asin
+            ) TO {quote_literal(str(tmp))} (FORMAT parquet)"""
+        )
+    items = con.execute(
+        f"SELECT count(*) FROM read_parquet({quote_literal(str(work / workdir.ITEMS))})"
+    ).fetchall()[0][0]
+    _append_rejects(work, sample)
+    return {
+        "items_read": total,
+        "items_rejected": sum(counts.values()),
+        "items_rejected_by_reason": counts,
+        "item_duplicates_dropped": total - sum(counts.values()) - items,
+        "items_in_metadata": items,
+        "sources_meta": [s.fingerprint() for s, _ in sources],
+    }
+
+
+def _append_rejects(work: Path, sample: list[dict]) -> None:
+    path = work / workdir.REJECTS
+    old = path.read_text() if path.exists() else ""
+    with atomic_path(path) as tmp:
+        tmp.write_text(old + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample))
+
+
+def ingest(
+    reviews: list[str],
+    meta: list[str] | None,
+    work: Path,
+    fmt: str = "auto",
+    verified_only: bool = False,
+    cache_dir: Path | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Review (and optional metadata) dumps -> canonical tables in ``work``; returns stats."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / workdir.REJECTS).unlink(missing_ok=True)
+    con = connect(memory_limit, temp_directory or work / ".duckdb_tmp")
+    sources = _resolve(reviews, fmt, cache_dir, progress)
+    stage_dir = work / ".staging"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir)
+    _staged_view(con, staged)
+    good = total - sum(counts.values())
+    distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM staged)").fetchall()[0][0]
+    unverified = 0
+    if verified_only:
+        unverified = con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT * FROM staged) WHERE NOT coalesce(verified, false)"
+        ).fetchall()[0][0]
+    con.execute(load_sql("reviews_finalize"), {"verified_only": verified_only})
+    kept = con.execute("SELECT count(*) FROM reviews").fetchall()[0][0]
+    with atomic_path(work / workdir.REVIEWS) as tmp:
+        con.execute(
+            f"COPY (SELECT * FROM reviews ORDER BY asin, user_id) TO {quote_literal(str(tmp))} "
+            "(FORMAT parquet)"
+        )
+    _append_rejects(work, sample)
+    stats = {
+        "reviews_read": total,
+        "reviews_rejected": sum(counts.values()),
+        "rejected_by_reason": counts,
+        "duplicates_dropped": good - distinct,
+        "unverified_dropped": unverified,
+        "repeat_reviews_dropped": distinct - unverified - kept,
+        "reviews_kept": kept,
+        "sources": [s.fingerprint() for s, _ in sources],
+    }
+    if meta:
+        meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
+        stats.update(_ingest_items(meta, work, meta_fmt, cache_dir, con, progress))
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    update_stats(work, stats)
+    return stats
+
+
+__all__ = ["IngestError", "ingest", "ingest_items", "write_json"]

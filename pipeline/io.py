@@ -1,0 +1,62 @@
+"""Small I/O helpers: atomic writes, JSON, hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success.
+
+    Readers never see a half-written file and a killed run leaves only a stray temp file.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(dest: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically, keys sorted so the bytes are deterministic."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def update_stats(work: str | os.PathLike, values: dict[str, Any]) -> dict:
+    """Merge ``values`` into the top level of ``work/stats.json`` and return the whole.
+
+    The graph stage writes flat counters (``reviews_read``, ``edges``...); later stages put
+    theirs under one key of their own (``{"images": {...}}``).
+    """
+    path = Path(work) / "stats.json"
+    stats = read_json(path) if path.exists() else {}
+    stats.update(values)
+    write_json(path, stats)
+    return stats

@@ -1,0 +1,1 @@
+"""Input sources: fetching dumps (local, http(s), fsspec) and detecting their format."""
