@@ -14,6 +14,7 @@ import sys
 COMMANDS = [
     "pipeline.cli_graph",
     "pipeline.cli_relations",
+    "pipeline.cli_publish",
 ]
 
 

@@ -170,7 +170,7 @@ def graph_core(
     stats: dict = {}
     execute_script(con, "bipartite")
     stats["bipartite_rows"] = _count(con, "SELECT count(*) FROM bp")
-    stats["users"] = _count(con, "SELECT count(*) FROM user_ids")
+    stats["users"] = _count(con, "SELECT count(DISTINCT uid) FROM bp")
     stats["items"] = _count(con, "SELECT count(*) FROM item_ids")
     if max_items_per_user:
         before = pair_instances(con)
@@ -184,9 +184,8 @@ def graph_core(
     if work is not None:
         with atomic_path(work / workdir.BIPARTITE) as tmp:
             con.execute(
-                f"""COPY (SELECT u.user_id, i.asin FROM bp JOIN user_ids u USING (uid)
-                    JOIN item_ids i USING (iid) ORDER BY i.asin, u.user_id)
-                    TO {quote_literal(str(tmp))} (FORMAT parquet)"""
+                f"""COPY (SELECT bp.uid AS user_id, i.asin FROM bp JOIN item_ids i USING (iid)
+                    ORDER BY i.asin, user_id) TO {quote_literal(str(tmp))} (FORMAT parquet)"""
             )
     _advance(bar)
     stats["prune_rounds"] = prune(con, min_copurchase)

@@ -1,0 +1,1 @@
+"""Publishing: the ACMMG category folder, its DGL graph file and the transport to targets."""

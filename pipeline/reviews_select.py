@@ -1,0 +1,49 @@
+"""Pick the published reviews of every node (sql/select_reviews.sql, DuckDB).
+
+Up to ``max_reviews`` texts per node, most helpful first, then most recent, then a stable
+tiebreak, so the choice and order are the same on every run. DuckDB streams the reviews
+file, so this works on dumps far larger than memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline.sql import load_sql, quote_literal
+
+DEFAULT_MAX_REVIEWS = 25
+
+
+def select_reviews(
+    reviews_path: Path | str,
+    asins: Sequence[str],
+    max_reviews: int = DEFAULT_MAX_REVIEWS,
+    memory_limit: str | None = None,
+    temp_directory: Path | str | None = None,
+) -> pl.DataFrame:
+    """Columns asin, reviews (list of texts, best first), n_reviews; one row per node with
+    at least one non-empty review, sorted by asin. Nodes without reviews are absent."""
+    if max_reviews < 0:
+        raise ValueError(f"max_reviews must be >= 0, got {max_reviews}")
+    schema = {"asin": pl.String, "reviews": pl.List(pl.String), "n_reviews": pl.Int64}
+    if max_reviews == 0 or not asins:
+        return pl.DataFrame(schema=schema)
+    con = duckdb.connect()
+    try:
+        if memory_limit:
+            con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        if temp_directory:
+            con.execute(f"SET temp_directory = {quote_literal(str(temp_directory))}")
+        nodes = pl.DataFrame({"asin": list(asins)}, schema={"asin": pl.String}).to_arrow()
+        con.register("nodes", nodes)
+        out = con.sql(
+            load_sql("select_reviews.sql"),
+            params={"reviews_path": str(reviews_path), "max_reviews": int(max_reviews)},
+        ).pl()
+    finally:
+        con.close()
+    return out.cast(schema)

@@ -1,0 +1,172 @@
+"""Class labels from one level of the category taxonomy."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.classes import (
+    OTHER,
+    assign_labels,
+    choose_classes,
+    class_index,
+    evaluate_level,
+    level_labels,
+    normalized_entropy,
+    select_level,
+)
+from pipeline.cli import UserError
+from tests.assemble_fixtures import make_work
+
+
+def test_normalized_entropy() -> None:
+    assert normalized_entropy([5, 5, 5, 5]) == pytest.approx(1.0)
+    assert normalized_entropy([10]) == 0.0
+    assert normalized_entropy([]) == 0.0
+    assert normalized_entropy([3, 0, 3]) == pytest.approx(1.0)  # empty classes ignored
+    p = [0.9, 0.1]
+    want = -(p[0] * math.log(p[0]) + p[1] * math.log(p[1])) / math.log(2)
+    assert normalized_entropy([90, 10]) == pytest.approx(want)
+    assert normalized_entropy([90, 10]) < normalized_entropy([60, 40])
+
+
+def test_level_labels_and_rare_merging() -> None:
+    paths = [["E", "A", "x"], ["E", "A"], ["E", "B", " y "], None, ["E", "", "z"]]
+    assert level_labels(paths, 0) == ["E", "E", "E", None, "E"]
+    assert level_labels(paths, 1) == ["A", "A", "B", None, None]
+    assert level_labels(paths, 2) == ["x", None, "y", None, "z"]
+    labels = ["A", "A", "B", None, "A"]
+    assert assign_labels(labels, 2, "other") == ["A", "A", OTHER, OTHER, "A"]
+    assert assign_labels(labels, 2, "drop") == ["A", "A", None, None, "A"]
+    with pytest.raises(ValueError):
+        assign_labels(labels, 2, "keep")
+
+
+def test_select_level_prefers_balance() -> None:
+    # Level 1: two equal classes. Level 2: four classes, one much larger than the rest.
+    paths = [["E", "A", "a1"]] * 40 + [["E", "B", f"b{i % 3}"] for i in range(40)]
+    level, evals = select_level(paths, min_classes=2, min_items_per_class=5)
+    assert level == 1
+    assert [e["eligible"] for e in evals] == [False, True, True]
+    assert evals[1]["balance"] == pytest.approx(1.0)
+    assert evals[2]["balance"] < 1.0
+    # Needing 3 classes rules level 1 out.
+    assert select_level(paths, min_classes=3, min_items_per_class=5)[0] == 2
+    with pytest.raises(UserError, match="no category level"):
+        select_level(paths, min_classes=5, min_items_per_class=5)
+
+
+def test_select_level_tie_goes_to_more_classes() -> None:
+    paths = [["E", f"c{i % 2}", f"d{i % 4}"] for i in range(40)]
+    level, _ = select_level(paths, min_classes=2, min_items_per_class=5)
+    assert level == 2
+
+
+def test_evaluate_level_counts_other_and_dropped() -> None:
+    paths = [["E", "A"]] * 6 + [["E", "B"]] * 2 + [["E"]] * 3
+    e = evaluate_level(paths, 1, min_classes=1, min_items_per_class=5, rare="other")
+    assert (e["classes"], e["other_items"], e["dropped_items"]) == (1, 5, 0)
+    e = evaluate_level(paths, 1, min_classes=1, min_items_per_class=5, rare="drop")
+    assert (e["classes"], e["other_items"], e["dropped_items"]) == (1, 0, 5)
+
+
+def test_class_index_sorted_other_last() -> None:
+    assert class_index(["b", OTHER, "a", "b"]) == {"a": 0, "b": 1, OTHER: 2}
+    assert class_index(["z", "y"]) == {"y": 0, "z": 1}
+
+
+def test_choose_classes_writes_work_files(tmp_path: Path) -> None:
+    make_work(tmp_path, n=60)
+    res = choose_classes(tmp_path, min_classes=2, min_items_per_class=5)
+    assert res["level"] == 1 and res["automatic"]
+    assert res["num_classes"] == 4 and res["nodes"] == 60
+    classes = pl.read_parquet(tmp_path / "classes.parquet")
+    assert classes.columns == ["asin", "class", "class_name"]
+    assert classes["asin"].to_list() == sorted(classes["asin"].to_list())
+    mapping = json.loads((tmp_path / "node_categories.json").read_text())
+    assert mapping == {"0": "Audio", "1": "Cables", "2": "Cameras", "3": "Storage"}
+    for c, name in classes.select("class", "class_name").iter_rows():
+        assert mapping[str(c)] == name
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["classes"]["level"] == 1
+    assert stats["reviews_read"] > 0  # other stages' counters kept
+
+
+def test_choose_classes_fixed_level_merges_rare_into_other(tmp_path: Path) -> None:
+    make_work(tmp_path, n=60)
+    res = choose_classes(tmp_path, level=2, min_classes=2, min_items_per_class=5)
+    assert res["level"] == 2 and not res["automatic"]
+    mapping = json.loads((tmp_path / "node_categories.json").read_text())
+    assert mapping[str(len(mapping) - 1)] == OTHER
+    assert res["other_items"] > 0
+    assert sum(res["class_sizes"].values()) == 60
+    with pytest.raises(UserError, match="out of range"):
+        choose_classes(tmp_path, level=3)
+
+
+def _add_satellites(work: Path, asins: list[str]) -> None:
+    """Two extra final nodes: R (a category of its own) joined to ring nodes 0..5, and S (a
+    common category) joined to R and ring nodes 10..13, so S has degree exactly 5."""
+    ring = sorted(asins)
+    r, s = "R000000001", "S000000001"
+    new_edges = [(r, ring[i]) for i in range(6)] + [(r, s)] + [(s, ring[i]) for i in range(10, 14)]
+    final = work / "final"
+    edges = pl.read_parquet(final / "edges.parquet")
+    extra = pl.DataFrame(
+        {
+            "src_asin": [min(a, b) for a, b in new_edges],
+            "dst_asin": [max(a, b) for a, b in new_edges],
+            "weight": [5] * len(new_edges),
+        },
+        schema=edges.schema,
+    )
+    edges = pl.concat([edges, extra]).sort("src_asin", "dst_asin")
+    edges.write_parquet(final / "edges.parquet")
+    ends = pl.concat([edges["src_asin"], edges["dst_asin"]]).value_counts()
+    ends.rename({"src_asin": "asin", "count": "degree"}).cast({"degree": pl.Int64}).sort(
+        "asin"
+    ).write_parquet(final / "nodes.parquet")
+    items = pl.read_parquet(work / "items_clean.parquet")
+    more = items.head(2).with_columns(
+        pl.Series("asin", [r, s]),
+        pl.Series("categories", [["Electronics", "Rare", "x"], ["Electronics", "Audio", "y"]]),
+    )
+    pl.concat([items, more]).write_parquet(work / "items_clean.parquet")
+
+
+def test_choose_classes_drop_recomputes_the_k_core(tmp_path: Path) -> None:
+    info = make_work(tmp_path, n=60)
+    _add_satellites(tmp_path, info["asins"])
+    # With "other", R goes to Other and both satellites stay.
+    res = choose_classes(tmp_path, level=1, min_classes=2, min_items_per_class=5)
+    assert res["nodes"] == 62 and res["other_items"] == 1
+    # With "drop", R is dropped and S falls out of the recomputed 5-core (degree 4).
+    res = choose_classes(tmp_path, level=1, min_classes=2, min_items_per_class=5, rare="drop", k=5)
+    assert (res["dropped_items"], res["dropped_by_kcore"], res["nodes"]) == (1, 1, 60)
+    classes = pl.read_parquet(tmp_path / "classes.parquet")
+    assert sorted(classes["asin"].to_list()) == sorted(info["asins"])
+    assert OTHER not in classes["class_name"].to_list()
+    # The assemble step publishes exactly those nodes, with min degree >= 5.
+    from pipeline.publish.assemble import assemble_category
+
+    out = assemble_category(tmp_path, tmp_path / "pub", "Electronics")
+    edges = pl.read_parquet(out / "edges.parquet")
+    deg = pl.concat([edges["src"], edges["dst"]]).value_counts()
+    assert deg.height == 60 and deg["count"].min() >= 5
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["nodes"] == 60
+    assert manifest["stats"]["publish"]["nodes_without_class"] == 2
+
+
+def test_choose_classes_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no graph nodes"):
+        choose_classes(tmp_path)
+    make_work(tmp_path, n=60)
+    with pytest.raises(UserError, match="rare must be"):
+        choose_classes(tmp_path, rare="keep")
+    with pytest.raises(UserError, match="no category level"):
+        choose_classes(tmp_path, min_classes=20, min_items_per_class=5)
