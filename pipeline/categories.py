@@ -29,6 +29,8 @@ class Category:
     relations_k: int = 10
     max_reviews: int = 25
     papers: list[str] = field(default_factory=list)
+    sample_items: int = 400  # source = "sample" only: size of the generated category
+    sample_users: int = 4000
 
     def settings(self) -> dict[str, Any]:
         """The build parameters (what a flow run may override)."""

@@ -13,8 +13,12 @@ import sys
 
 COMMANDS = [
     "pipeline.cli_graph",
+    "pipeline.cli_flows",
     "pipeline.cli_relations",
+    "pipeline.cli_images",
+    "pipeline.cli_clip",
     "pipeline.cli_publish",
+    "pipeline.cli_train",
 ]
 
 

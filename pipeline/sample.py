@@ -87,7 +87,8 @@ class SampleSpec:
     n_users: int = 6000
     group_size: int = 12  # shopping communities inside a leaf class
     mean_items_per_user: float = 4.0
-    home_share: float = 0.85
+    home_share: float = 0.65  # purchases from the user's own shopping community
+    sibling_share: float = 0.2  # from a community of another class of the same top level
     duplicate_rate: float = 0.01
     malformed_rate: float = 0.004
     no_title_rate: float = 0.015
@@ -261,6 +262,12 @@ def _review_lines(items, groups, popularity, spec: SampleSpec, rng) -> tuple[lis
     power = rng.random(spec.n_users) < 0.003
     degrees[power] = rng.integers(60, 150, power.sum())
     group_pop = [popularity[g] / popularity[g].sum() for g in groups]
+    top = [items[g[0]]["top"] for g in groups]
+    leaf = [items[g[0]]["sub"] for g in groups]
+    sibling_groups = [
+        [h for h in range(len(groups)) if top[h] == top[g] and leaf[h] != leaf[g]]
+        for g in range(len(groups))
+    ]
     lines = []
     t0 = 1_600_000_000_000
     for u, d in enumerate(degrees):
@@ -270,8 +277,19 @@ def _review_lines(items, groups, popularity, spec: SampleSpec, rng) -> tuple[lis
         home_pick = rng.choice(
             groups[home], size=min(n_home, len(groups[home])), replace=False, p=group_pop[home]
         )
-        other = rng.choice(len(items), size=d - len(home_pick), p=popularity)
-        for i in np.concatenate([home_pick, other]).astype(int):
+        # A second interest in a neighbouring class (a camera buyer also buys tripods), so
+        # user clusters mix classes the way real shoppers do.
+        siblings = sibling_groups[home]
+        n_sib = rng.binomial(d - len(home_pick), spec.sibling_share / (1 - spec.home_share))
+        sib_pick = np.array([], dtype=int)
+        if siblings and n_sib:
+            g = siblings[rng.integers(len(siblings))]
+            sib_pick = rng.choice(
+                groups[g], size=min(n_sib, len(groups[g])), replace=False, p=group_pop[g]
+            )
+        picked = np.concatenate([home_pick, sib_pick]).astype(int)
+        other = rng.choice(len(items), size=d - len(picked), p=popularity)
+        for i in np.unique(np.concatenate([picked, other]).astype(int)):
             it = items[i]
             rating = int(rng.integers(1, 6))
             lines.append(

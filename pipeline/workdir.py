@@ -20,8 +20,10 @@ graph (pipeline.graph)
   nodes.parquet        asin str, degree int64
   stats.json           counters of every stage so far
 images (pipeline.images)
-  images.parquet       asin, url, status, error, http_status, bytes, width, height, sha256
+  images.parquet       asin, url, status, error, http_status, bytes, width, height,
+                       orig_width, orig_height, sha256, dhash (sorted by asin)
   image_store/         normalised RGB JPEGs, content addressed: <sha256[:2]>/<sha256>.jpg
+  images_journal/      resume journal of the image stage (parquet parts), .images.lock
 clip (pipeline.clip)
   clip/index.parquet   asin str, row int64 (row of the .npy files)
   clip/{image,title,description,combined}.npy   float32 [n, d], L2-normalised
@@ -36,6 +38,9 @@ relations (pipeline.relations)
   relations/edge_relations.parquet  src_asin, dst_asin, relation_id int64, relation_users int64
   relations/relations.json          see the published relations.json
   relations/user_clusters.parquet   user_id str, cluster int64
+publish (pipeline.publish.assemble)
+  publish/<slug>/      the assembled category folder, published by pipeline.publish.targets
+.stamps/               per-stage cache keys and results (flows.cache)
 """
 
 from __future__ import annotations

@@ -510,6 +510,9 @@ def _build(
             split_sizes=split_sizes(n, ratios),
             node_classes=labels,
             seed=seed,
+            relations=read_json(dest / "relations.json")
+            if (dest / "relations.json").exists()
+            else None,
         ),
     )
 

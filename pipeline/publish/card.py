@@ -65,6 +65,7 @@ class CardData:
     split_sizes: tuple[int, int, int]
     node_classes: np.ndarray | None = None
     seed: int = 0
+    relations: dict | None = None  # the published relations.json, when relations exist
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -461,6 +462,9 @@ def render_card(data: CardData) -> str:
     add(f"![Class sizes]({PLOTS['classes']})")
     add("")
 
+    if data.relations:
+        _relations_section(add, data.relations)
+
     add("## How it was built")
     add("")
     add(
@@ -627,6 +631,37 @@ def render_card(data: CardData) -> str:
     add("```")
     add("")
     return "\n".join(lines)
+
+
+def _relations_section(add: Any, rel: dict) -> None:
+    """RCML relations: the quality numbers (cluster sizes, silhouette, edge shares) and texts."""
+    stats = rel.get("stats", {})
+    rows = rel.get("relations", [])
+    if isinstance(rows, dict):  # the plain {"id": "text"} form
+        rows = [{"id": k, "text": v} for k, v in rows.items()]
+    total = sum(int(r.get("edges", 0)) for r in rows) or 1
+    add("## Relations (RCML)")
+    add("")
+    add(
+        f"Users who bought at least two products of the graph are clustered "
+        f"({stats.get('algorithm', 'kmeans')}, k = {stats.get('k', len(rows))}) on the share of "
+        f"their purchases in each class; every edge gets the relation of the cluster holding most "
+        f"of its co-buyers. Silhouette on a sample of {_int(stats.get('silhouette_sample', 0))} "
+        f"users: {stats.get('silhouette', float('nan')):.3f}."
+    )
+    add("")
+    add("| id | users | edges | share of edges | relation text |")
+    add("|---:|---:|---:|---:|---|")
+    for r in rows:
+        text = str(r.get("text", "")).replace("|", "\\|")
+        add(
+            f"| {r['id']} | {_int(r.get('users', 0))} | {_int(r.get('edges', 0))} "
+            f"| {int(r.get('edges', 0)) / total:.1%} | {text} |"
+        )
+    add("")
+    if rel.get("intra_text"):
+        add(f"Intra-sample relation text: *{rel['intra_text']}*")
+        add("")
 
 
 def write_card(folder: Path, data: CardData) -> list[str]:

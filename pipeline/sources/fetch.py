@@ -39,8 +39,9 @@ class Source:
     sha256: str
 
     def fingerprint(self) -> dict:
+        """Where it came from and what it was; not where this machine keeps its copy."""
         d = asdict(self)
-        d["path"] = str(self.path)
+        del d["path"]
         return d
 
 
@@ -63,7 +64,7 @@ def fetch(
     uri: str,
     cache_dir: Path | None = None,
     *,
-    retries: int = 5,
+    retries: int | None = None,
     timeout: float = 60.0,
     backoff: float = 0.5,
     session: requests.Session | None = None,
@@ -71,6 +72,8 @@ def fetch(
 ) -> Source:
     """Return a local, complete copy of ``uri`` with its size and sha256."""
     uri = str(uri)
+    if retries is None:
+        retries = int(os.environ.get("ACMMG_FETCH_RETRIES", "5"))
     scheme = urlparse(uri).scheme if is_url(uri) else ""
     if not scheme or scheme == "file":
         path = Path(urlparse(uri).path if scheme == "file" else uri)

@@ -1,0 +1,1 @@
+"""Prefect flows: the build-category flow, its deployments and schedules."""

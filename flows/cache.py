@@ -1,0 +1,131 @@
+"""Stage stamps: skip a stage whose inputs, parameters and code are unchanged.
+
+A stage's key is the sha256 of its name, its parameters, the fingerprints (size + sha256)
+of its input files and the version of its code (the package version plus a hash of the
+stage's module source and of sql/). When the stamp in ``work/.stamps/<stage>.json`` holds
+the same key and the stage's outputs exist, the stage is not run again and its recorded
+result is returned. Stamps are written after the outputs, atomically, so a run killed
+mid-stage reruns that stage and nothing before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pipeline
+from pipeline.io import read_json, sha256_file, write_json
+from pipeline.sql import SQL_DIR
+
+STAMPS = ".stamps"
+_FINGERPRINTS = ".fingerprints.json"
+
+
+def file_fingerprint(path: Path, memo_dir: Path | None = None) -> dict:
+    """size + sha256 of a file; the hash is memoised by (path, size, mtime) in ``memo_dir``."""
+    path = Path(path)
+    st = path.stat()
+    memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo_path = Path(memo_dir) / _FINGERPRINTS if memo_dir else None
+    memo = read_json(memo_path) if memo_path and memo_path.exists() else {}
+    if memo_key not in memo:
+        memo[memo_key] = sha256_file(path)
+        if memo_path:
+            write_json(memo_path, memo)
+    return {"size": st.st_size, "sha256": memo[memo_key]}
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(
+                sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            )
+        elif p.exists():
+            out.append(p)
+    return out
+
+
+def code_version(fn: Callable) -> str:
+    """Package version + hash of the function's module source and of every SQL file."""
+    h = hashlib.sha256(pipeline.__version__.encode())
+    src = inspect.getsourcefile(fn)
+    if src:
+        h.update(Path(src).read_bytes())
+    for f in sorted(SQL_DIR.glob("*.sql")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def stage_key(
+    name: str, fn: Callable, inputs: Iterable[Path], params: dict[str, Any], work: Path
+) -> str:
+    inputs = _files(inputs)
+    doc = {
+        "stage": name,
+        "code": code_version(fn),
+        "params": params,
+        "inputs": {
+            os.path.relpath(p, work) if Path(p).is_relative_to(work) else str(p): file_fingerprint(
+                p, work
+            )
+            for p in inputs
+        },
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_stamp(work: Path, name: str, key: str, outputs: Iterable[Path]) -> dict | None:
+    path = Path(work) / STAMPS / f"{name}.json"
+    if not path.exists():
+        return None
+    stamp = read_json(path)
+    if stamp.get("key") != key or not all(Path(o).exists() for o in outputs):
+        return None
+    return stamp.get("result", {})
+
+
+def write_stamp(work: Path, name: str, key: str, result: Any) -> None:
+    write_json(Path(work) / STAMPS / f"{name}.json", {"key": key, "result": result})
+
+
+def is_cached(
+    work: Path,
+    name: str,
+    fn: Callable,
+    inputs: Iterable[Path],
+    outputs: Iterable[Path],
+    params: dict[str, Any],
+) -> bool:
+    """Whether ``run_cached`` with these arguments would skip the stage."""
+    key = stage_key(name, fn, inputs, params, Path(work))
+    return load_stamp(Path(work), name, key, outputs) is not None
+
+
+def run_cached(
+    work: Path,
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    inputs: Iterable[Path],
+    outputs: Iterable[Path],
+    params: dict[str, Any],
+    call: Callable[[], Any] | None = None,
+) -> tuple[Any, bool]:
+    """Run ``call`` (default ``fn(**params)``) unless its stamp matches; (result, cached)."""
+    work = Path(work)
+    outputs = list(outputs)
+    key = stage_key(name, fn, inputs, params, work)
+    hit = load_stamp(work, name, key, outputs)
+    if hit is not None:
+        return hit, True
+    result = call() if call is not None else fn(**params)
+    write_stamp(work, name, key, result)
+    return result, False

@@ -1,0 +1,310 @@
+"""CLIP stage: real open_clip code with the random-weight tiny config "acmmg-tiny"."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from pipeline import clip, workdir
+from pipeline.cli import main
+from tests.clip_fixtures import asin, random_edges, write_graph, write_images, write_items
+
+TINY = {"model": clip.TINY_MODEL, "pretrained": None, "device": "cpu"}
+N = 40
+NO_ITEM = {asin(3), asin(17)}
+BAD_IMAGE = {asin(5): "placeholder", asin(11): "placeholder", asin(23): "failed"}
+
+
+def make_inputs(work: Path) -> None:
+    edges = random_edges(N, 0.5, seed=1)
+    write_graph(work, edges)
+    nodes = pl.read_parquet(work / workdir.NODES)["asin"].to_list()
+    assert len(nodes) == N
+    write_items(work, [a for a in nodes if a not in NO_ITEM])
+    write_images(work, nodes, status=BAD_IMAGE)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("clip_inputs")
+    make_inputs(work)
+    return work
+
+
+@pytest.fixture(scope="module")
+def embedded(inputs, tmp_path_factory) -> tuple[Path, dict]:
+    work = tmp_path_factory.mktemp("clip_embedded") / "w"
+    shutil.copytree(inputs, work)
+    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=2)
+    return work, stats
+
+
+@pytest.fixture(scope="module")
+def tiny() -> clip.ClipModel:
+    return clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32")
+
+
+def store_path(work: Path, a: str) -> Path:
+    img = pl.read_parquet(work / workdir.IMAGES).filter(pl.col("asin") == a)
+    return workdir.image_store_path(work, img["sha256"][0])
+
+
+def test_tiny_model_is_registered_and_has_card_shapes(tiny, inputs):
+    assert clip.TINY_MODEL in __import__("open_clip").list_models()
+    assert tiny.embed_dim == 512 and tiny.model_id["context_length"] == 77
+    assert tiny.model_id["random_weights_seed"] == 0 and tiny.model_id["pretrained"] is None
+    paths = [store_path(inputs, asin(i)) for i in (0, 1, 2)]
+    img, ok = clip.encode_images(tiny, paths, batch_size=2, num_workers=0)
+    assert img.shape == (3, 512) and img.dtype == np.float32 and ok.all()
+    # Longer than the context: truncated by the tokenizer, not an error.
+    texts = ["red speaker", "", "word " * 500]
+    txt = clip.encode_texts(tiny, texts, batch_size=2)
+    assert txt.shape == (3, 512) and txt.dtype == np.float32
+    for arr in (img, txt):
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+    # Truncation: anything past 77 tokens does not change the embedding.
+    more = clip.encode_texts(tiny, ["word " * 500 + "extra tail words"], batch_size=1)
+    np.testing.assert_array_equal(more[0], txt[2])
+
+
+def test_random_model_is_deterministic_and_leaves_global_rng_alone(tiny, inputs):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    other = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32")
+    assert torch.equal(torch.rand(1), before)  # load_model forks the RNG
+    paths = [store_path(inputs, asin(i)) for i in (0, 1)]
+    a, _ = clip.encode_images(tiny, paths, batch_size=2, num_workers=0)
+    b, _ = clip.encode_images(other, paths, batch_size=2, num_workers=0)
+    np.testing.assert_array_equal(a, b)
+    ta = clip.encode_texts(tiny, ["blue mug"])
+    tb = clip.encode_texts(other, ["blue mug"])
+    np.testing.assert_array_equal(ta, tb)
+    seeded = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32", seed=1)
+    assert not np.allclose(clip.encode_texts(seeded, ["blue mug"]), ta)
+
+
+def test_clip_t_formula_matches_direct_cosine():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 16)).astype(np.float32)
+    b = rng.normal(size=(50, 16)).astype(np.float32)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    direct = [
+        100 * float(x @ y) / (np.linalg.norm(x) * np.linalg.norm(y))
+        for x, y in zip(a64, b64, strict=True)
+    ]
+    np.testing.assert_allclose(clip.clip_t(a, b), direct, rtol=1e-9, atol=1e-9)
+    torch_cos = 100 * torch.nn.functional.cosine_similarity(torch.tensor(a), torch.tensor(b))
+    np.testing.assert_allclose(clip.clip_t(a, b), torch_cos.numpy(), atol=1e-4)
+    assert clip.clip_t(a[:1], a[:1])[0] == pytest.approx(100.0)
+    with pytest.raises(ValueError):
+        clip.clip_t(a, b[:3])
+
+
+def test_embed_work_outputs(embedded, tiny):
+    work, stats = embedded
+    out = work / workdir.CLIP_DIR
+    index = pl.read_parquet(out / "index.parquet")
+    scores = pl.read_parquet(out / "scores.parquet")
+    skipped = NO_ITEM | set(BAD_IMAGE)
+    assert stats["candidates"] == N and stats["embedded"] == N - len(skipped)
+    assert stats["skipped_no_item"] == 2 and stats["skipped_image_not_ok"] == 3
+    assert stats["image_decode_failed"] == 0 and not stats["reused"]
+    assert index.schema == {"asin": pl.String, "row": pl.Int64}
+    assert index["asin"].to_list() == sorted(index["asin"]) and not set(index["asin"]) & skipped
+    assert index["row"].to_list() == list(range(index.height))
+    assert scores.schema == {
+        "asin": pl.String,
+        "clip_t_title": pl.Float64,
+        "clip_t_desc": pl.Float64,
+    }
+    assert scores["asin"].to_list() == index["asin"].to_list()
+    emb = {k: np.load(out / f"{k}.npy") for k in clip.KINDS}
+    for arr in emb.values():
+        assert arr.shape == (index.height, 512) and arr.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+    # CLIP-T in scores.parquet = 100 x cosine of the stored image and text rows.
+    np.testing.assert_allclose(
+        scores["clip_t_title"].to_numpy(), 100 * np.sum(emb["image"] * emb["title"], 1), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        scores["clip_t_desc"].to_numpy(),
+        100 * np.sum(emb["image"] * emb["description"], 1),
+        atol=1e-4,
+    )
+    # Row alignment: the row of an asin is that item's image and texts, encoded on their own.
+    items = pl.read_parquet(work / workdir.ITEMS_CLEAN)
+    for a in (asin(0), asin(29)):
+        row = index.filter(pl.col("asin") == a)["row"][0]
+        item = items.filter(pl.col("asin") == a).row(0, named=True)
+        img, _ = clip.encode_images(tiny, [store_path(work, a)], 1, 0)
+        np.testing.assert_allclose(emb["image"][row], img[0], atol=1e-5)
+        desc = " ".join(item["description"])
+        want = clip.encode_texts(tiny, [item["title"], desc, f"{item['title']} {desc}"])
+        np.testing.assert_allclose(emb["title"][row], want[0], atol=1e-5)
+        np.testing.assert_allclose(emb["description"][row], want[1], atol=1e-5)
+        np.testing.assert_allclose(emb["combined"][row], want[2], atol=1e-5)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model"]["model"] == clip.TINY_MODEL and meta["model"]["precision"] == "fp32"
+    assert not (out / ".parts").exists()
+    assert json.loads((work / "stats.json").read_text())["clip"]["embedded"] == index.height
+
+
+def test_rerun_reuses_and_fresh_run_is_byte_identical(embedded, inputs, tmp_path):
+    work, _ = embedded
+    out = work / workdir.CLIP_DIR
+    files = ["index.parquet", "scores.parquet", "meta.json"] + [f"{k}.npy" for k in clip.KINDS]
+    before = {f: (out / f).read_bytes() for f in files}
+    mtimes = {f: (out / f).stat().st_mtime_ns for f in files}
+    again = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=2)
+    assert again["reused"]
+    assert {f: (out / f).stat().st_mtime_ns for f in files} == mtimes
+    fresh = tmp_path / "w"
+    shutil.copytree(inputs, fresh)
+    clip.embed_work(fresh, **TINY, precision="fp32", batch_size=8, num_workers=0)
+    for f in files:
+        assert (fresh / workdir.CLIP_DIR / f).read_bytes() == before[f], f
+    # Another model setting is not reused.
+    other = clip.embed_work(fresh, **TINY, precision="fp32", batch_size=8, num_workers=0, seed=1)
+    assert not other["reused"]
+
+
+def test_interrupted_run_resumes_from_finished_parts(inputs, tmp_path, monkeypatch):
+    work = tmp_path / "w"
+    shutil.copytree(inputs, work)
+    monkeypatch.setattr(clip, "PART_ROWS", 8)
+    real = clip.encode_images
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clip, "encode_images", failing)
+    with pytest.raises(KeyboardInterrupt):
+        clip.embed_work(work, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    parts = list((work / workdir.CLIP_DIR / ".parts").glob("*/image_*.npy"))
+    assert len(parts) == 2 and not (work / workdir.CLIP_DIR / "meta.json").exists()
+
+    calls.clear()
+    monkeypatch.setattr(clip, "encode_images", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    n_parts = -(-stats["embedded"] // 8)
+    assert len(calls) == n_parts - 2
+    monkeypatch.setattr(clip, "encode_images", real)
+    clean = tmp_path / "clean"
+    shutil.copytree(inputs, clean)
+    clip.embed_work(clean, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    for k in clip.KINDS:
+        np.testing.assert_array_equal(
+            np.load(work / workdir.CLIP_DIR / f"{k}.npy"),
+            np.load(clean / workdir.CLIP_DIR / f"{k}.npy"),
+        )
+
+
+def test_undecodable_image_is_counted_and_left_out(inputs, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(inputs, work)
+    store_path(work, asin(7)).write_bytes(b"not a jpeg at all")
+    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=0)
+    assert stats["image_decode_failed"] == 1
+    index = pl.read_parquet(work / workdir.CLIP_DIR / "index.parquet")
+    assert asin(7) not in index["asin"].to_list()
+    assert np.load(work / workdir.CLIP_DIR / "image.npy").shape[0] == index.height
+    assert np.isfinite(np.load(work / workdir.CLIP_DIR / "image.npy")).all()
+
+
+def test_bf16_on_cpu_stays_close_to_fp32(tiny, inputs):
+    dev = torch.device("cpu")
+    auto = clip.resolve_precision("auto", dev)
+    assert auto == ("bf16" if clip.cpu_has_native_bf16() else "fp32")
+    bf16 = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="bf16")
+    paths = [store_path(inputs, asin(i)) for i in (0, 1, 2, 4, 6, 7)]
+    texts = ["Red speaker model 1", "A blue mug. Item number 4 of the test set."]
+    a, _ = clip.encode_images(tiny, paths, 6, 0)
+    b, _ = clip.encode_images(bf16, paths, 6, 0)
+    assert np.sum(a * b, 1).min() > 0.999
+    ta, tb = clip.encode_texts(tiny, texts), clip.encode_texts(bf16, texts)
+    assert np.sum(ta * tb, 1).min() > 0.999
+    with pytest.raises(ValueError):
+        clip.resolve_precision("amp-fp16", dev)
+
+
+def test_bad_model_arguments_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="unknown open_clip model"):
+        clip.load_model("no-such-model", None, device="cpu")
+    with pytest.raises(ValueError, match="unknown pretrained tag"):
+        clip.load_model(clip.TINY_MODEL, "openai", device="cpu")
+    with pytest.raises(FileNotFoundError):
+        clip.load_model(checkpoint=tmp_path / "missing.pt", device="cpu")
+
+
+def test_local_checkpoint_file_is_loaded(tiny, tmp_path):
+    # A checkpoint on disk, as a user with downloaded weights would pass with --checkpoint.
+    seeded = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32", seed=5)
+    ckpt = tmp_path / "tiny.pt"
+    torch.save(seeded.model.state_dict(), ckpt)
+    loaded = clip.load_model(clip.TINY_MODEL, checkpoint=ckpt, device="cpu", precision="fp32")
+    assert loaded.model_id["checkpoint_sha256"] and loaded.model_id["random_weights_seed"] is None
+    np.testing.assert_array_equal(
+        clip.encode_texts(loaded, ["green lamp"]), clip.encode_texts(seeded, ["green lamp"])
+    )
+    assert not np.allclose(
+        clip.encode_texts(tiny, ["green lamp"]), clip.encode_texts(loaded, ["green lamp"])
+    )
+    # An open_clip model folder (the layout of an HF Hub snapshot) carries its own config.
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    cfg = json.loads((clip.MODEL_CONFIG_DIR / f"{clip.TINY_MODEL}.json").read_text())
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg}))
+    save_file(
+        {k: v.contiguous() for k, v in seeded.model.state_dict().items()},
+        folder / "open_clip_model.safetensors",
+    )
+    from_dir = clip.load_model(checkpoint=folder, device="cpu", precision="fp32")
+    assert from_dir.model_id["model"].startswith("local-dir:")
+    np.testing.assert_array_equal(
+        clip.encode_texts(from_dir, ["green lamp"]), clip.encode_texts(seeded, ["green lamp"])
+    )
+    (folder / "pytorch_model.bin").write_bytes(b"other format, not used")
+    again = clip.load_model(checkpoint=folder, device="cpu", precision="fp32")
+    assert again.model_id["checkpoint_sha256"] == from_dir.model_id["checkpoint_sha256"]
+
+
+def test_cli_embed_runs_the_filter_and_reports(inputs, tmp_path, capsys):
+    work = tmp_path / "w"
+    shutil.copytree(inputs, work)
+    rc = main(
+        ["embed", "--work", str(work), "--model", clip.TINY_MODEL, "--pretrained", "none",
+         "--device", "cpu", "--batch-size", "16", "--num-workers", "0",
+         "--clip-t-percentile", "10"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"embed: {N - 5} of {N} nodes embedded" in out
+    assert "nodes filtered by CLIP-T" in out and "filter: fixpoint after" in out
+    final = pl.read_parquet(work / workdir.FINAL_DIR / "nodes.parquet")
+    assert final.height > 0 and final["degree"].min() >= 5
+    fstats = json.loads((work / workdir.FINAL_DIR / "filter_stats.json").read_text())
+    assert fstats["params"]["clip_t_percentile"] == 10
+    assert fstats["removed_by_clip_t"] > 0
+    rc = main(["filter", "--work", str(work), "--min-clip-t", "-100"])
+    assert rc == 0 and "0 nodes filtered by CLIP-T" in capsys.readouterr().out
+
+
+def test_cli_errors_are_clean(tmp_path, capsys):
+    rc = main(
+        ["embed", "--work", str(tmp_path), "--model", clip.TINY_MODEL, "--pretrained", "none"]
+    )
+    assert rc == 2 and "is missing" in capsys.readouterr().err
+    rc = main(["filter", "--work", str(tmp_path), "--clip-t-percentile", "150"])
+    assert rc == 2 and "clip_t_percentile" in capsys.readouterr().err

@@ -1,0 +1,257 @@
+"""Tiny end-to-end runs of ``acmmg train`` / ``acmmg eval`` on generated category folders.
+
+Real parts throughout: open_clip's model code (random-weight "acmmg-tiny", 64 px), a real
+images.tar, real parquet files, the real CLI. Most checks use the fast --frozen modes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.training.train import (
+    EarlyStopping,
+    TrainConfig,
+    build_run,
+    evaluate_loss,
+    fit,
+    layer_ids,
+    load_checkpoint,
+    param_groups,
+    warmup_decay,
+)
+from tests.training_fixtures import make_category_folder
+
+SLIP_KEYS = {"mrr", "r@1", "r@5", "r@10", "mean_rank", "median_rank"}
+SIMS = {"TT", "II", "TI", "IT", "AVG"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The test machine is shared: one torch thread is much faster than two contended ones.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_category_folder(tmp_path_factory.mktemp("training_run") / "Demo")
+
+
+def _random_mrr(n: int) -> float:
+    """Expected MRR of a random ranking of n candidates: H(n) / n."""
+    return sum(1.0 / k for k in range(1, n + 1)) / n
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _cli(*args: object) -> int:
+    return main([str(a) for a in args])
+
+
+def test_slip_frozen_cli_learns_and_beats_random(folder, tmp_path, capsys):
+    run = tmp_path / "slip"
+    args = ["train", "slip", "--data", folder, "--frozen", "--epochs", 12, "--batch-size", 16]
+    assert _cli(*args, "--out", run, "--no-progress") == 0
+    m = _read(run / "metrics.json")
+    assert m["n_test"] == 12
+    for d in ("i2t", "t2i"):
+        assert set(m[d]) >= SLIP_KEYS
+        assert 1 <= m[d]["mean_rank"] <= 12 and 0 < m[d]["mrr"] <= 1
+    assert (run / "checkpoints" / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+    hist = _read(run / "history.json")
+    assert hist[-1]["train"]["loss"] < hist[0]["train"]["loss"]
+    assert set(hist[0]["train"]) == {"loss", "clip", "graph", "aux"}
+
+    # The untrained model = the published embeddings, whose modalities are not aligned:
+    zero = tmp_path / "zero"
+    assert main(["eval", "slip", "--data", str(folder), "--frozen", "--out", str(zero)]) == 0
+    z = _read(zero / "metrics.json")
+    mean_mrr = (m["i2t"]["mrr"] + m["t2i"]["mrr"]) / 2
+    assert mean_mrr > 2 * _random_mrr(12)
+    assert mean_mrr > (z["i2t"]["mrr"] + z["t2i"]["mrr"]) / 2 + 0.3
+
+    # ``acmmg eval --run`` reproduces the run's metrics from its best checkpoint
+    again = tmp_path / "again"
+    assert main(["eval", "--run", str(run), "--out", str(again)]) == 0
+    assert _read(again / "metrics.json") == m
+
+    # same inputs and parameters -> byte-identical metrics
+    run2 = tmp_path / "slip2"
+    assert _cli(*args, "--out", run2, "--no-progress") == 0
+    assert (run2 / "metrics.json").read_bytes() == (run / "metrics.json").read_bytes()
+    capsys.readouterr()
+
+
+def test_slip_full_finetune_lowers_loss(folder, tmp_path):
+    """End to end through open_clip (images from the tar, tokenised titles) with DLR groups."""
+    cfg = TrainConfig(
+        method="slip",
+        data=str(folder),
+        out=str(tmp_path / "full"),
+        epochs=3,
+        batch_size=16,
+        lr=1e-3,
+        grad_checkpointing=True,
+    )
+    run = build_run(cfg)
+    before = evaluate_loss(run)
+    m = fit(run, progress=False)
+    load_checkpoint(run, tmp_path / "full" / "checkpoints" / "last.pt")
+    assert evaluate_loss(run) < before
+    assert m["n_test"] == 12 and set(m["i2t"]) >= SLIP_KEYS
+    assert (tmp_path / "full" / "metrics.json").exists()
+
+
+def test_rcml_frozen_lowers_loss_and_beats_random(folder, tmp_path):
+    out = tmp_path / "rcml"
+    cfg = TrainConfig(
+        method="rcml", data=str(folder), out=str(out), frozen=True, epochs=4, batch_size=16
+    )
+    run = build_run(cfg)
+    before = evaluate_loss(run)
+    m = fit(run, progress=False)
+    load_checkpoint(run, out / "checkpoints" / "last.pt")
+    assert evaluate_loss(run) < before
+    written = _read(out / "metrics.json")
+    assert set(written["hit@5"]) == SIMS
+    assert isinstance(written["relation_top3"], float)
+    assert set(written["relation_top3_by_similarity"]) == SIMS
+    assert written["n_relations"] == 5
+    assert m["hit@5"]["AVG"] > m["random"]["hit@5"]
+    assert m["relation_top3"] >= 0 and m["random"]["relation_top3"] == pytest.approx(0.6)
+
+
+def test_rcml_full_cli_and_eval(folder, tmp_path, capsys):
+    run = tmp_path / "rcml_full"
+    assert (
+        _cli(
+            "train",
+            "rcml",
+            "--data",
+            folder,
+            "--epochs",
+            1,
+            "--batch-size",
+            16,
+            "--max-steps",
+            1,
+            "--out",
+            run,
+            "--no-progress",
+        )
+        == 0
+    )
+    m = _read(run / "metrics.json")
+    assert set(m["hit@5"]) == SIMS and all(0 <= v <= 1 for v in m["hit@5"].values())
+    # ``acmmg eval rcml --data DIR --out RUN_DIR`` evaluates the run found there
+    (run / "metrics.json").unlink()
+    assert main(["eval", "rcml", "--data", str(folder), "--out", str(run)]) == 0
+    assert _read(run / "metrics.json")["hit@5"] == m["hit@5"]
+    capsys.readouterr()
+
+
+def test_user_errors(folder, tmp_path, capsys):
+    assert _cli("train", "slip", "--data", tmp_path / "nope", "--frozen", "--out", tmp_path) == 2
+    assert main(["eval", "--run", str(tmp_path)]) == 2
+    assert main(["eval", "slip", "--data", str(folder)]) == 2  # untrained model needs --out
+    norel = tmp_path / "norel"
+    shutil.copytree(folder, norel)
+    (norel / "relations.json").unlink()
+    pl.read_parquet(norel / "edges.parquet").drop("relation_id").write_parquet(
+        norel / "edges.parquet"
+    )
+    assert _cli("train", "rcml", "--data", norel, "--frozen", "--out", tmp_path / "r2") == 2
+    err = capsys.readouterr().err
+    assert "is not a directory" in err and "config.json is missing" in err
+    assert "RCML needs relations" in err
+
+
+# ---------------------------------------------------------------- optimisation pieces
+
+
+def test_layerwise_learning_rates(tmp_path, folder):
+    run = build_run(
+        TrainConfig(
+            method="slip",
+            data=str(folder),
+            out=str(tmp_path),
+            lr=1e-5,
+            head_lr=4e-3,
+            layer_decay=0.8,
+        )
+    )
+    names = [n[len("clip.") :] for n, _ in run.model.named_parameters() if n.startswith("clip.")]
+    ids = layer_ids(names)
+    assert ids["visual.conv1.weight"] == ("visual", 0, 2)
+    assert ids["visual.transformer.resblocks.1.mlp.c_fc.weight"] == ("visual", 2, 2)
+    assert ids["visual.proj"] == ("visual", 3, 2)
+    assert ids["transformer.resblocks.0.attn.in_proj_weight"] == ("text", 1, 2)
+    assert ids["text_projection"][1] == 3 and ids["logit_scale"][1] == 3
+    groups = param_groups(run.model, 1e-5, 4e-3, 0.8, 0.01)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    params = dict(run.model.named_parameters())
+    assert lr_of[id(params["clip.visual.proj"])] == pytest.approx(1e-5)
+    block1 = params["clip.visual.transformer.resblocks.1.mlp.c_fc.weight"]
+    assert lr_of[id(block1)] == pytest.approx(1e-5 * 0.8)
+    assert lr_of[id(params["clip.visual.conv1.weight"])] == pytest.approx(1e-5 * 0.8**3)
+    assert lr_of[id(params["head.gat_v.layers.0.lin.weight"])] == 4e-3
+    assert len(lr_of) == sum(1 for p in run.model.parameters() if p.requires_grad)
+
+
+def test_schedule_and_early_stopping():
+    f = warmup_decay(total_steps=110, warmup_steps=10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) == 0.0
+    c = warmup_decay(total_steps=110, warmup_steps=10, schedule="cosine")
+    assert c(60) == pytest.approx(0.5) and c(110) == pytest.approx(0.0)
+    stop = EarlyStopping(patience=2, min_delta=0.001)
+    assert stop.step(0.5) and not stop.step(0.5005)  # within min delta: not an improvement
+    assert not stop.should_stop and not stop.step(0.4) and stop.should_stop
+    assert EarlyStopping(2, 0.001).step(np.float64(0.1))
+
+
+def test_assembled_folder(tmp_path, monkeypatch, capsys):
+    """Train on a folder written by the real assemble stage (our published layout)."""
+    from pipeline.classes import choose_classes
+    from pipeline.publish.assemble import assemble_category
+    from tests.assemble_fixtures import make_work
+
+    work = tmp_path / "work"
+    make_work(work, n=60)
+    choose_classes(work, min_classes=2, min_items_per_class=5)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    folder = assemble_category(work, tmp_path / "pub" / "Electronics", "Electronics", {})
+    run = tmp_path / "run"
+    assert (
+        _cli(
+            "train",
+            "slip",
+            "--data",
+            folder,
+            "--frozen",
+            "--epochs",
+            2,
+            "--batch-size",
+            32,
+            "--out",
+            run,
+            "--no-progress",
+        )
+        == 0
+    )
+    assert _read(run / "metrics.json")["n_test"] == 18
+    assert main(["eval", "rcml", "--data", str(folder), "--out", str(tmp_path / "rcml")]) == 0
+    assert set(_read(tmp_path / "rcml" / "metrics.json")["hit@5"]) == SIMS
+    capsys.readouterr()
