@@ -355,6 +355,7 @@ def build_category(
     max_items_per_user: int | None = None,
     seed: int = 0,
     image_shards: int = 1,
+    allow_private: list[str] | None = None,
 ) -> dict:
     """Build and publish one category of the registry (``acmmg categories`` lists them).
 
@@ -363,6 +364,8 @@ def build_category(
     clip_t_percentile, model, pretrained, relations_k, max_reviews); ``reviews``/``meta``
     replace the registry's source URLs. ``image_shards`` > 1 fetches images as that many
     parallel tasks (by asin hash) on the flow's task runner, e.g. a Dask cluster.
+    ``allow_private`` lists networks (CIDR) the image stage may fetch from although they are
+    not public (a sample category served on 127.0.0.1 allows that address itself).
     """
     cat = get_category(category)
     settings = {**cat.settings(), **(overrides or {})}
@@ -370,7 +373,8 @@ def build_category(
     work = Path(work_root or os.environ.get("ACMMG_WORK_ROOT") or DEFAULT_WORK_ROOT) / category
     work.mkdir(parents=True, exist_ok=True)
     w = str(work)
-    with _sources(cat, work, reviews, meta) as (review_uris, meta_uris, allow_private):
+    with _sources(cat, work, reviews, meta) as (review_uris, meta_uris, private):
+        allow_private = sorted(set(private) | set(allow_private or []))
         cache_dir = str(work / "downloads")
         review_paths = fetch_sources(review_uris, cache_dir)
         meta_paths = fetch_sources(meta_uris, cache_dir) if meta_uris else []

@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             )
             b.add_argument("--reviews", action="append", help="replace the source review URLs")
             b.add_argument("--meta", action="append", help="replace the source metadata URLs")
+            b.add_argument(
+                "--allow-private",
+                action="append",
+                metavar="CIDR",
+                help="let the image stage fetch from these non-public networks",
+            )
         else:
             b.add_argument("--out", required=True, help="publish target for the demo")
         b.add_argument(
@@ -110,7 +116,14 @@ def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extr
 
 
 def run_build(args: argparse.Namespace) -> int:
-    return _run(args, args.category, args.publish_to, reviews=args.reviews, meta=args.meta)
+    return _run(
+        args,
+        args.category,
+        args.publish_to,
+        reviews=args.reviews,
+        meta=args.meta,
+        allow_private=args.allow_private,
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -339,6 +339,10 @@ def _add_line_defects(lines: list[str], spec: SampleSpec, rng) -> tuple[list[str
 
 def _write_gz(path: Path, lines: list[str]) -> None:
     with atomic_path(path) as tmp:
-        # mtime=0 keeps the gzip header, and so the file's sha256, deterministic.
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        # No name and mtime 0 in the gzip header keep the file's sha256 deterministic (the
+        # name would be the random temp file's).
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f,
+        ):
             f.write(("\n".join(lines) + "\n").encode())

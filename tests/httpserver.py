@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 class FaultyServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, port: int = 0):
         self.root = Path(root)
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str, str | None]] = []
@@ -65,7 +65,7 @@ class FaultyServer:
                     return
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -190,3 +190,14 @@ def test_http_404_is_a_clear_error(tmp_path):
     with FaultyServer(tmp_path) as srv:
         with pytest.raises(FetchError, match=r"404.*|.*HTTP 404"):
             fetch(f"{srv.url}/missing.jsonl.gz", tmp_path / "cache")
+
+
+def test_sample_generator_is_deterministic(tmp_path):
+    from pipeline.io import sha256_file
+    from pipeline.sample import SampleSpec, generate_sample
+
+    spec = SampleSpec(n_items=60, n_users=300)
+    a = generate_sample(tmp_path / "a", "http://127.0.0.1:9", seed=3, spec=spec, images=False)
+    b = generate_sample(tmp_path / "b", "http://127.0.0.1:9", seed=3, spec=spec, images=False)
+    for key in ("reviews", "meta"):
+        assert sha256_file(a[key]) == sha256_file(b[key]), key
