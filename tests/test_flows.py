@@ -1,0 +1,267 @@
+"""The build-category flow through a real Prefect server and through the local engine:
+deployments and schedules, reruns that do no work, kill and resume, failing sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipeline.categories import load_registry
+from tests.httpserver import FaultyServer
+from tests.prefect_fixtures import BIN, PrefectServer, free_port, prefect_env
+
+pytestmark = pytest.mark.slow
+EPOCH = "1767225600"  # SOURCE_DATE_EPOCH: the manifest's build time, for byte comparisons
+# One port for the demo's sample server in every run: its URLs are part of the sources.
+DEMO_PORT = str(free_port())
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _published(target: Path, slug: str = "demo") -> Path:
+    version = (target / slug / "LATEST").read_text().strip()
+    return target / slug / "versions" / version
+
+
+def _tree_state(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect_home")
+    srv = PrefectServer(home)
+    yield srv
+    srv.stop()
+
+
+def _build(
+    tmp: Path,
+    home: Path,
+    target: Path,
+    work: Path,
+    *extra: str,
+    env_extra=None,
+    wait: bool = True,
+    api_url: str | None = None,
+):
+    env = prefect_env(
+        home, api_url, SOURCE_DATE_EPOCH=EPOCH, ACMMG_DEMO_PORT=DEMO_PORT, **(env_extra or {})
+    )
+    cmd = [
+        str(BIN / "acmmg"),
+        "build",
+        "demo",
+        "--publish-to",
+        str(target),
+        "--work-root",
+        str(work),
+        *extra,
+    ]
+    log = open(tmp / f"build-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    if not wait:
+        return proc, log
+    rc = proc.wait(900)
+    log.close()
+    return rc, Path(log.name).read_text()
+
+
+def test_deployments_schedules_and_a_deployment_run(server, tmp_path):
+    target, work = tmp_path / "published", tmp_path / "work"
+    env = prefect_env(
+        server.home,
+        server.api_url,
+        ACMMG_PUBLISH_TO=str(target),
+        ACMMG_WORK_ROOT=str(work),
+        ACMMG_DEMO_PORT=DEMO_PORT,
+        SOURCE_DATE_EPOCH=EPOCH,
+    )
+    serve_log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
+    serve = subprocess.Popen(
+        [str(BIN / "acmmg"), "serve"],
+        env=env,
+        stdout=serve_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        registry = load_registry()
+        deadline = time.time() + 240
+        found = {}
+        while time.time() < deadline and len(found) < len(registry):
+            r = requests.post(f"{server.api_url}/deployments/filter", json={}, timeout=10)
+            found = {d["name"]: d for d in r.json()}
+            time.sleep(2)
+        assert set(found) == set(registry), (tmp_path / "serve.log").read_text()[-3000:]
+        for slug, cat in registry.items():
+            crons = [s["schedule"].get("cron") for s in found[slug]["schedules"]]
+            assert crons == [cat.schedule], slug
+            assert found[slug]["parameters"] == {"category": slug}
+        run = subprocess.run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "build-category/demo",
+                "--watch",
+                "--watch-timeout",
+                "900",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=960,
+        )
+        assert run.returncode == 0, (
+            run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-5000:]
+        )
+        folder = _published(target)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for rel in manifest["files"]:
+            assert (folder / rel).is_file(), rel
+        assert manifest["counts"]["nodes"] > 50
+        assert (folder / "dgl_graph.dgl").exists() and (folder / "images.tar").exists()
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(60)
+        serve_log.close()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted local build of the demo: the artifacts every other run must equal."""
+    tmp = tmp_path_factory.mktemp("reference")
+    home = tmp / "home"
+    home.mkdir()
+    target, work = tmp / "published", tmp / "work"
+    rc, log = _build(tmp, home, target, work)
+    assert rc == 0, log[-5000:]
+    return tmp, home, target, work
+
+
+def test_rerun_does_no_work_and_republishes_nothing(reference):
+    tmp, home, target, work = reference
+    before_work, before_pub = _tree_state(work), _tree_state(target)
+    rc, log = _build(tmp, home, target, work)
+    assert rc == 0, log[-5000:]
+    for stage in [
+        "ingest",
+        "clean",
+        "graph",
+        "images",
+        "embed",
+        "filter",
+        "classes",
+        "relations",
+        "assemble",
+    ]:
+        assert f"{stage}: unchanged inputs, reusing the finished work" in log, stage
+    assert "already published; nothing uploaded" in log
+    after_pub = _tree_state(target)
+    assert after_pub == before_pub  # nothing republished, LATEST untouched
+    changed = {p for p, m in _tree_state(work).items() if before_work.get(p) != m}
+    assert not {p for p in changed if not p.startswith((".stamps", "downloads", "sample"))}
+
+
+@pytest.mark.parametrize("stage", ["graph", "embed", "relations"])
+def test_killed_run_resumes_to_identical_artifacts(reference, tmp_path, stage):
+    _, _, ref_target, _ = reference
+    home = tmp_path / "home"
+    home.mkdir()
+    target, work = tmp_path / "published", tmp_path / "work"
+    proc, log = _build(tmp_path, home, target, work, wait=False)
+    # Kill (SIGKILL, the whole process group) as soon as the stage has started: when the
+    # stamp of the stage before it is written.
+    before = {"graph": "clean", "embed": "images", "relations": "classes"}[stage]
+    stamp = work / "demo" / ".stamps" / f"{before}.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not stamp.exists():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()
+    assert not (target / "demo" / "LATEST").exists()
+    rc, out = _build(tmp_path, home, target, work)
+    assert rc == 0, out[-5000:]
+    assert _files(_published(target)) == _files(_published(ref_target))
+
+
+def test_source_that_fails_twice_then_works(reference, tmp_path):
+    tmp, home, ref_target, ref_work = reference
+    sample = ref_work / "demo" / "sample"
+    # The sample's image URLs name DEMO_PORT: serve the whole sample there.
+    with FaultyServer(sample, port=int(DEMO_PORT)) as srv:
+        srv.faults["/Demo.jsonl.gz"] = ["500", "500"]
+        target = tmp_path / "published"
+        rc, log = _build(
+            tmp_path,
+            home,
+            target,
+            tmp_path / "work",
+            "--reviews",
+            f"{srv.url}/Demo.jsonl.gz",
+            "--meta",
+            f"{srv.url}/meta_Demo.jsonl.gz",
+            "--allow-private",
+            "127.0.0.1/32",
+        )
+        assert rc == 0, log[-5000:]
+        gets = [p for m, p, _ in srv.requests if m == "GET" and p == "/Demo.jsonl.gz"]
+        assert len(gets) >= 3
+    assert (target / "demo" / "LATEST").exists()
+
+
+def test_source_that_always_fails_publishes_nothing(reference, tmp_path):
+    tmp, home, ref_target, _ = reference
+    target = tmp_path / "published"
+    # A last good version is in place; the failing run must leave it LATEST.
+    import shutil
+
+    shutil.copytree(ref_target, target)
+    latest = (target / "demo" / "LATEST").read_text()
+    with FaultyServer(tmp_path) as srv:
+        url = f"{srv.url}/gone/Demo.jsonl.gz"
+        srv.faults["/gone/Demo.jsonl.gz"] = ["500"] * 100
+        rc, log = _build(
+            tmp_path,
+            home,
+            target,
+            tmp_path / "work",
+            "--reviews",
+            url,
+            env_extra={"ACMMG_FETCH_RETRIES": "1"},
+        )
+    assert rc != 0
+    assert url in log
+    assert (target / "demo" / "LATEST").read_text() == latest
+    assert sorted(p.name for p in (target / "demo" / "versions").iterdir()) == sorted(
+        p.name for p in (ref_target / "demo" / "versions").iterdir()
+    )
+
+
+def test_dask_local_cluster_gives_the_same_artifacts(reference, tmp_path):
+    _, _, ref_target, _ = reference
+    home = tmp_path / "home"
+    home.mkdir()
+    target = tmp_path / "published"
+    rc, log = _build(
+        tmp_path, home, target, tmp_path / "work", "--task-runner", "dask", "--dask-workers", "2"
+    )
+    assert rc == 0, log[-5000:]
+    assert "DaskTaskRunner" in log or "dask" in log.lower()
+    assert _files(_published(target)) == _files(_published(ref_target))
