@@ -186,28 +186,51 @@ def images_merge_task(work: str, shard_dirs: list[str]) -> int:
     return rows
 
 
-@task(name="embed")
-def embed_task(work: str, model: str, pretrained: str, checkpoint: str | None, device: str) -> dict:
+def _embed_spec(work: Path, model: str, pretrained: str, checkpoint: str | None, device: str):
     from pipeline.clip import embed_work
 
-    w = Path(work)
     params = {
         "model": model,
         "pretrained": pretrained or None,
         "checkpoint": checkpoint,
         "device": device,
     }
-    result, cached = run_cached(
-        w,
-        "embed",
+    return (
         embed_work,
-        inputs=[w / workdir.IMAGES, w / workdir.NODES, w / workdir.ITEMS_CLEAN],
-        outputs=[w / workdir.CLIP_DIR / "scores.parquet"],
-        params=params,
-        call=lambda: embed_work(w, **params),
+        params,
+        {
+            "inputs": [work / workdir.IMAGES, work / workdir.NODES, work / workdir.ITEMS_CLEAN],
+            "outputs": [work / workdir.CLIP_DIR / "scores.parquet"],
+            "params": params,
+        },
+    )
+
+
+@task(name="embed")
+def embed_task(work: str, model: str, pretrained: str, checkpoint: str | None, device: str) -> dict:
+    w = Path(work)
+    embed_work, params, spec = _embed_spec(w, model, pretrained, checkpoint, device)
+    result, cached = run_cached(
+        w, "embed", embed_work, **spec, call=lambda: embed_work(w, **params)
     )
     _log("embed", cached, result)
     return result
+
+
+@task(name="embed-shard")
+def embed_shard_task(
+    work: str,
+    shard: int,
+    shards: int,
+    model: str,
+    pretrained: str,
+    checkpoint: str | None,
+    device: str,
+) -> dict:
+    """Embed the parts i mod n of the candidates (the embed task then assembles them)."""
+    w = Path(work)
+    embed_work, params, _ = _embed_spec(w, model, pretrained, checkpoint, device)
+    return embed_work(w, **params, shard=(shard, shards))
 
 
 @task(name="filter")
@@ -362,8 +385,8 @@ def build_category(
     ``publish_to`` overrides $ACMMG_PUBLISH_TO, which overrides data/published;
     ``overrides`` replaces registry settings (taxonomy_level, min_copurchase, k, min_clip_t,
     clip_t_percentile, model, pretrained, relations_k, max_reviews); ``reviews``/``meta``
-    replace the registry's source URLs. ``image_shards`` > 1 fetches images as that many
-    parallel tasks (by asin hash) on the flow's task runner, e.g. a Dask cluster.
+    replace the registry's source URLs. ``image_shards`` > 1 fetches images, and embeds them,
+    as that many parallel tasks on the flow's task runner, e.g. a Dask cluster.
     ``allow_private`` lists networks (CIDR) the image stage may fetch from although they are
     not public (a sample category served on 127.0.0.1 allows that address itself).
     """
@@ -390,7 +413,16 @@ def build_category(
                 ]
                 images_merge_task(w, [f.result() for f in futures])
         images = images_task(w, allow_private)
-    embed_task(w, settings["model"], settings["pretrained"], checkpoint, device)
+    embed_args = (settings["model"], settings["pretrained"], checkpoint, device)
+    if image_shards > 1:
+        embed_work, _, spec = _embed_spec(work, *embed_args)
+        if not is_cached(work, "embed", embed_work, **spec):
+            futures = [
+                embed_shard_task.submit(w, i, image_shards, *embed_args)
+                for i in range(image_shards)
+            ]
+            [f.result() for f in futures]
+    embed_task(w, *embed_args)
     final = filter_task(
         w,
         settings["k"],

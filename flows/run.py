@@ -10,7 +10,13 @@ from flows.build_category import build_category
 def make_task_runner(kind: str = "thread", dask_address: str | None = None, dask_workers: int = 2):
     """Prefect's thread pool by default; Dask: an existing cluster, or a LocalCluster."""
     if kind == "dask":
+        import dask
         from prefect_dask import DaskTaskRunner
+
+        # Stage tasks start processes of their own (image workers, DataLoader decoders);
+        # daemonic Dask workers may not. Workers of an existing cluster need the same
+        # setting: DASK_DISTRIBUTED__WORKER__DAEMON=False.
+        dask.config.set({"distributed.worker.daemon": False})
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)

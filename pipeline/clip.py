@@ -402,11 +402,16 @@ def embed_work(
     precision: str = "auto",
     text_batch_size: int | None = None,
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Embed every candidate node of the work dir; write work/clip/. Returns the stats.
 
     Reuses finished work: nothing is computed when clip/meta.json names the same model,
     settings and input fingerprint, and finished parts of an interrupted run are kept.
+    ``shard=(i, n)`` computes only the parts numbered i mod n and writes no outputs: n such
+    calls (on several machines sharing ``work``) and then one plain call, which finds every
+    part done and assembles, give the same bytes as one plain call, since a part is always
+    the same rows in the same batches.
     """
     work = Path(work)
     out_dir = work / workdir.CLIP_DIR
@@ -438,6 +443,8 @@ def embed_work(
     for i, s, e in tqdm(
         list(_parts(n, PART_ROWS)), desc="clip parts", unit="part", disable=not progress
     ):
+        if shard is not None and i % shard[1] != shard[0]:
+            continue
         if all((parts_dir / f"{k}_{i:05d}.npy").exists() for k in KINDS):
             continue
         chunk = df.slice(s, e - s)
@@ -446,6 +453,9 @@ def embed_work(
         for kind in KINDS[1:]:
             col = chunk[kind].to_list()
             _save_npy(parts_dir / f"{kind}_{i:05d}.npy", encode_texts(cm, col, text_bs, progress))
+
+    if shard is not None:
+        return {"shard": list(shard), "parts": n_parts}
 
     def gather(kind: str) -> np.ndarray:
         arrs = [np.load(parts_dir / f"{kind}_{i:05d}.npy") for i in range(n_parts)]

@@ -308,3 +308,27 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert rc == 2 and "is missing" in capsys.readouterr().err
     rc = main(["filter", "--work", str(tmp_path), "--clip-t-percentile", "150"])
     assert rc == 2 and "clip_t_percentile" in capsys.readouterr().err
+
+
+def test_sharded_parts_then_assembly_equal_one_plain_run(inputs, tmp_path, monkeypatch):
+    """What the Dask runner does: n shard calls, then one plain call that assembles."""
+    monkeypatch.setattr(clip, "PART_ROWS", 8)
+    plain, sharded = tmp_path / "plain", tmp_path / "sharded"
+    shutil.copytree(inputs, plain)
+    shutil.copytree(inputs, sharded)
+    clip.embed_work(plain, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    for i in range(3):
+        out = clip.embed_work(
+            sharded, **TINY, precision="fp32", batch_size=4, num_workers=0, shard=(i, 3)
+        )
+        assert out["shard"] == [i, 3]
+        assert not (sharded / workdir.CLIP_DIR / "meta.json").exists()
+    calls = []
+    real = clip.encode_images
+    monkeypatch.setattr(clip, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+    clip.embed_work(sharded, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    assert not calls  # every part was done by a shard
+    files = ["index.parquet", "scores.parquet"] + [f"{k}.npy" for k in clip.KINDS]
+    for f in files:
+        a = (plain / workdir.CLIP_DIR / f).read_bytes()
+        assert a == (sharded / workdir.CLIP_DIR / f).read_bytes(), f
