@@ -243,11 +243,13 @@ class EarlyStopping:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
+    """pipeline.clip's device rule, with its refusal as a user error."""
+    from pipeline.clip import resolve_device as clip_device
+
+    try:
+        return clip_device(device)
+    except ValueError as e:
+        raise UserError(str(e)) from e
 
 
 def _seed_everything(seed: int) -> None:
