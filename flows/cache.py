@@ -19,25 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
-from pipeline.io import read_json, sha256_file, write_json
+from pipeline.io import read_json, sha256_memo, write_json
 from pipeline.sql import SQL_DIR
 
 STAMPS = ".stamps"
-_FINGERPRINTS = ".fingerprints.json"
 
 
-def file_fingerprint(path: Path, memo_dir: Path | None = None) -> dict:
-    """size + sha256 of a file; the hash is memoised by (path, size, mtime) in ``memo_dir``."""
-    path = Path(path)
-    st = path.stat()
-    memo_key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    memo_path = Path(memo_dir) / _FINGERPRINTS if memo_dir else None
-    memo = read_json(memo_path) if memo_path and memo_path.exists() else {}
-    if memo_key not in memo:
-        memo[memo_key] = sha256_file(path)
-        if memo_path:
-            write_json(memo_path, memo)
-    return {"size": st.st_size, "sha256": memo[memo_key]}
+def file_fingerprint(path: Path) -> dict:
+    """size + sha256 of a file (the hash memoised by pipeline.io.sha256_memo)."""
+    return {"size": Path(path).stat().st_size, "sha256": sha256_memo(path)}
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -74,7 +64,7 @@ def stage_key(
         "params": params,
         "inputs": {
             os.path.relpath(p, work) if Path(p).is_relative_to(work) else str(p): file_fingerprint(
-                p, work
+                p
             )
             for p in inputs
         },

@@ -17,7 +17,7 @@ import duckdb
 
 from pipeline import workdir
 from pipeline.db import connect
-from pipeline.io import atomic_path, update_stats, write_json
+from pipeline.io import atomic_path, update_stats
 from pipeline.sources.detect import (
     FORMATS,
     FormatError,
@@ -315,4 +315,4 @@ def ingest(
     return stats
 
 
-__all__ = ["IngestError", "ingest", "ingest_items", "write_json"]
+__all__ = ["IngestError", "ingest", "ingest_items"]

@@ -54,6 +54,29 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def hash_memo_path() -> Path:
+    return Path(os.environ.get("ACMMG_HASH_MEMO", Path.home() / ".cache" / "acmmg" / "sha256.json"))
+
+
+def sha256_memo(path: str | os.PathLike) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) in ``hash_memo_path()``, so that a
+    multi-GB dump is hashed once however many stages (fetch, ingest, cache keys) ask."""
+    path = Path(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo_path = hash_memo_path()
+    try:
+        memo = read_json(memo_path)
+    except (OSError, ValueError):
+        memo = {}
+    if key not in memo:
+        memo[key] = sha256_file(path)
+        # Forget files that are gone, so the memo does not grow without bound.
+        memo = {k: v for k, v in memo.items() if Path(k.split("|", 1)[0]).exists()}
+        write_json(memo_path, memo)
+    return memo[key]
+
+
 def update_stats(work: str | os.PathLike, values: dict[str, Any]) -> dict:
     """Merge ``values`` into the top level of ``work/stats.json`` and return the whole.
 

@@ -201,3 +201,19 @@ def test_sample_generator_is_deterministic(tmp_path):
     b = generate_sample(tmp_path / "b", "http://127.0.0.1:9", seed=3, spec=spec, images=False)
     for key in ("reviews", "meta"):
         assert sha256_file(a[key]) == sha256_file(b[key]), key
+
+
+def test_sha256_memo_rehashes_only_changed_files(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from pipeline.io import sha256_memo
+
+    monkeypatch.setenv("ACMMG_HASH_MEMO", str(tmp_path / "memo.json"))
+    f = tmp_path / "dump.jsonl"
+    f.write_bytes(b"one\n")
+    assert sha256_memo(f) == hashlib.sha256(b"one\n").hexdigest()
+    assert json.loads((tmp_path / "memo.json").read_text())  # remembered
+    f.write_bytes(b"two!\n")
+    os.utime(f, ns=(1, 1))
+    assert sha256_memo(f) == hashlib.sha256(b"two!\n").hexdigest()

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import requests
 import urllib3
 
-from pipeline.io import sha256_file
+from pipeline.io import sha256_memo
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fetch(
         path = Path(urlparse(uri).path if scheme == "file" else uri)
         if not path.is_file():
             raise FetchError(f"input file not found: {uri}")
-        return Source(uri, path, path.stat().st_size, sha256_file(path))
+        return Source(uri, path, path.stat().st_size, sha256_memo(path))
     cache_dir = Path(cache_dir or default_cache_dir())
     cache_dir.mkdir(parents=True, exist_ok=True)
     dest = cache_dir / _cache_name(uri)
@@ -87,7 +87,7 @@ def fetch(
         _http_download(uri, dest, retries, timeout, backoff, session, progress)
     else:
         _fsspec_download(uri, dest)
-    return Source(uri, dest, dest.stat().st_size, sha256_file(dest))
+    return Source(uri, dest, dest.stat().st_size, sha256_memo(dest))
 
 
 def _http_download(
