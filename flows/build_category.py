@@ -99,22 +99,95 @@ def clean_task(work: str) -> dict:
     return result
 
 
-@task(name="graph")
-def graph_task(work: str, min_copurchase: int, k: int, max_items_per_user: int | None) -> dict:
-    from pipeline.graph import build_graph
+def _graph_spec(work: Path, params: dict, partitions: int):
+    """The graph stage's function and stamp arguments; the partitioned build has its own code
+    (so its own key), with the same outputs."""
+    if partitions > 1:
+        from pipeline.graph_partitions import merge_partitions as fn
+    else:
+        from pipeline.graph import build_graph as fn
+    return fn, {
+        "inputs": [work / workdir.REVIEWS, work / workdir.ITEMS_CLEAN],
+        "outputs": [work / workdir.EDGES, work / workdir.NODES, work / workdir.BIPARTITE],
+        "params": params,
+    }
 
+
+@task(name="graph")
+def graph_task(
+    work: str, min_copurchase: int, k: int, max_items_per_user: int | None, partitions: int = 1
+) -> dict:
+    """The graph stage; with ``partitions`` > 1 the sum merge of the partitions' counts."""
     w = Path(work)
     params = {"min_copurchase": min_copurchase, "k": k, "max_items_per_user": max_items_per_user}
+    fn, spec = _graph_spec(w, params, partitions)
+    if partitions > 1:
+        call = lambda: fn(w, partitions, min_copurchase, k)  # noqa: E731
+    else:
+        call = lambda: fn(w, **params)  # noqa: E731
+    result, cached = run_cached(w, "graph", fn, **spec, call=call)
+    _log("graph", cached, result)
+    return result
+
+
+@task(name="graph-prepare")
+def graph_prepare_task(
+    work: str, partitions: int, min_copurchase: int, max_items_per_user: int | None
+) -> dict:
+    """Baskets, pruning and the bipartite table; the kept baskets split by user hash."""
+    from pipeline.graph_partitions import PREP, partition_dir, prepare_partitions
+
+    w = Path(work)
+    params = {"min_copurchase": min_copurchase, "max_items_per_user": max_items_per_user}
     result, cached = run_cached(
         w,
-        "graph",
-        build_graph,
+        f"graph-prepare-{partitions:03d}",
+        prepare_partitions,
         inputs=[w / workdir.REVIEWS, w / workdir.ITEMS_CLEAN],
-        outputs=[w / workdir.EDGES, w / workdir.NODES, w / workdir.BIPARTITE],
+        outputs=[partition_dir(w, partitions) / PREP, w / workdir.BIPARTITE],
         params=params,
-        call=lambda: build_graph(w, **params),
+        call=lambda: prepare_partitions(w, partitions, **params),
     )
-    _log("graph", cached, result)
+    _log("graph-prepare", cached, result)
+    return result
+
+
+@task(name="graph-partition")
+def graph_partition_task(work: str, part: int, partitions: int) -> dict:
+    """One user partition's partial pair counts (may run on another machine of a Dask
+    cluster that shares the work directory's filesystem)."""
+    from pipeline.graph_partitions import baskets_file, pairs_dir, project_partition
+
+    w = Path(work)
+    result, _ = run_cached(
+        w,
+        f"graph-partition-{part:03d}-of-{partitions:03d}",
+        project_partition,
+        inputs=[baskets_file(w, part, partitions)],
+        outputs=[pairs_dir(w, part, partitions)],
+        params={},
+        call=lambda: project_partition(w, part, partitions),
+    )
+    return result
+
+
+@task(name="graph-merge-bucket")
+def graph_merge_bucket_task(work: str, bucket: int, partitions: int) -> dict:
+    """One bucket of pairs summed over the partitions, thresholded."""
+    from pipeline.graph_partitions import PREP, kept_file, merge_bucket, pairs_dir, partition_dir
+
+    w = Path(work)
+    inputs = [partition_dir(w, partitions) / PREP]
+    inputs += [pairs_dir(w, p, partitions) / f"bucket={bucket}" for p in range(partitions)]
+    result, _ = run_cached(
+        w,
+        f"graph-merge-{bucket:03d}-of-{partitions:03d}",
+        merge_bucket,
+        inputs=inputs,
+        outputs=[kept_file(w, bucket, partitions)],
+        params={},
+        call=lambda: merge_bucket(w, bucket, partitions),
+    )
     return result
 
 
@@ -346,6 +419,26 @@ def publish_task(folder: str, category: str, target: str) -> str:
     return version
 
 
+def _graph(work: Path, settings: dict, max_items_per_user: int | None, shards: int) -> dict:
+    """The graph stage; with shards: prepare, the user partitions in parallel, the buckets
+    of pairs in parallel, then the k-core and the writes (pipeline.graph_partitions)."""
+    w, min_copurchase, k = str(work), settings["min_copurchase"], settings["k"]
+    if shards > 1:
+        params = {
+            "min_copurchase": min_copurchase,
+            "k": k,
+            "max_items_per_user": max_items_per_user,
+        }
+        fn, spec = _graph_spec(work, params, shards)
+        if not is_cached(work, "graph", fn, **spec):
+            graph_prepare_task(w, shards, min_copurchase, max_items_per_user)
+            parts = [graph_partition_task.submit(w, p, shards) for p in range(shards)]
+            [f.result() for f in parts]
+            buckets = [graph_merge_bucket_task.submit(w, b, shards) for b in range(shards)]
+            [f.result() for f in buckets]
+    return graph_task(w, min_copurchase, k, max_items_per_user, shards)
+
+
 @contextlib.contextmanager
 def _sources(cat: Category, work: Path, reviews: list[str] | None, meta: list[str] | None):
     """The category's source URIs; for a sample category, generated and served locally."""
@@ -377,7 +470,7 @@ def build_category(
     verified_only: bool = False,
     max_items_per_user: int | None = None,
     seed: int = 0,
-    image_shards: int = 1,
+    shards: int = 1,
     allow_private: list[str] | None = None,
 ) -> dict:
     """Build and publish one category of the registry (``acmmg categories`` lists them).
@@ -385,8 +478,9 @@ def build_category(
     ``publish_to`` overrides $ACMMG_PUBLISH_TO, which overrides data/published;
     ``overrides`` replaces registry settings (taxonomy_level, min_copurchase, k, min_clip_t,
     clip_t_percentile, model, pretrained, relations_k, max_reviews); ``reviews``/``meta``
-    replace the registry's source URLs. ``image_shards`` > 1 fetches images, and embeds them,
-    as that many parallel tasks on the flow's task runner, e.g. a Dask cluster.
+    replace the registry's source URLs. ``shards`` > 1 runs the sharded stages (the projection
+    by user-hash partition, image fetch, embeddings) as that many parallel tasks each on the
+    flow's task runner, e.g. a Dask cluster; the artifacts are the same as with 1.
     ``allow_private`` lists networks (CIDR) the image stage may fetch from although they are
     not public (a sample category served on 127.0.0.1 allows that address itself).
     """
@@ -403,24 +497,20 @@ def build_category(
         meta_paths = fetch_sources(meta_uris, cache_dir) if meta_uris else []
         ingest_task(w, review_uris, meta_uris, review_paths + meta_paths, cache_dir, verified_only)
         clean_task(w)
-        graph = graph_task(w, settings["min_copurchase"], settings["k"], max_items_per_user)
-        if image_shards > 1:
+        graph = _graph(work, settings, max_items_per_user, shards)
+        if shards > 1:
             fetch_images, _, spec = _images_spec(work, allow_private)
             if not is_cached(work, "images", fetch_images, **spec):
                 futures = [
-                    images_shard_task.submit(w, i, image_shards, allow_private)
-                    for i in range(image_shards)
+                    images_shard_task.submit(w, i, shards, allow_private) for i in range(shards)
                 ]
                 images_merge_task(w, [f.result() for f in futures])
         images = images_task(w, allow_private)
     embed_args = (settings["model"], settings["pretrained"], checkpoint, device)
-    if image_shards > 1:
+    if shards > 1:
         embed_work, _, spec = _embed_spec(work, *embed_args)
         if not is_cached(work, "embed", embed_work, **spec):
-            futures = [
-                embed_shard_task.submit(w, i, image_shards, *embed_args)
-                for i in range(image_shards)
-            ]
+            futures = [embed_shard_task.submit(w, i, shards, *embed_args) for i in range(shards)]
             [f.result() for f in futures]
     embed_task(w, *embed_args)
     final = filter_task(

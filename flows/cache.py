@@ -2,7 +2,7 @@
 
 A stage's key is the sha256 of its name, its parameters, the fingerprints (size + sha256)
 of its input files and the version of its code (the package version plus a hash of the
-stage's module source and of sql/). When the stamp in ``work/.stamps/<stage>.json`` holds
+stage's module, of the pipeline modules it takes names from, and of sql/). When the stamp in ``work/.stamps/<stage>.json`` holds
 the same key and the stage's outputs exist, the stage is not run again and its recorded
 result is returned. Stamps are written after the outputs, atomically, so a run killed
 mid-stage reruns that stage and nothing before it.
@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,14 +45,28 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def code_version(fn: Callable) -> str:
-    """Package version + hash of the function's module source and of every SQL file."""
+    """Package version + hash of the code the stage runs: the function's module, the
+    ``pipeline`` modules it takes names from (so a helper edited in another module counts)
+    and every SQL file."""
     h = hashlib.sha256(pipeline.__version__.encode())
-    src = inspect.getsourcefile(fn)
-    if src:
-        h.update(Path(src).read_bytes())
+    for src in _code_files(fn):
+        h.update(src.read_bytes())
     for f in sorted(SQL_DIR.glob("*.sql")):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _code_files(fn: Callable) -> list[Path]:
+    module = inspect.getmodule(fn)
+    if module is None:
+        return []
+    names = {module.__name__}
+    for value in vars(module).values():
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.split(".")[0] == "pipeline":
+            names.add(name)
+    files = {getattr(sys.modules.get(n), "__file__", None) for n in names}
+    return sorted(Path(f) for f in files if f)
 
 
 def stage_key(

@@ -43,6 +43,6 @@ def run_build_category(
 ) -> dict:
     runner = make_task_runner(task_runner, dask_address, dask_workers)
     flow = build_category.with_options(task_runner=runner)
-    if task_runner == "dask":
-        params.setdefault("image_shards", 2 * dask_workers)
+    if task_runner == "dask" and params.get("shards") is None:
+        params["shards"] = 2 * dask_workers
     return flow(category=category, **{k: v for k, v in params.items() if v is not None})

@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(tcp://host:8786); without it, a LocalCluster",
         )
         b.add_argument("--dask-workers", type=int, default=2, help="LocalCluster workers")
+        b.add_argument(
+            "--shards",
+            type=int,
+            help="parallel tasks per sharded stage: graph partitions, image and embedding "
+            "shards (default 2 x --dask-workers with --task-runner dask, else 1)",
+        )
         b.set_defaults(func=run_build if name == "build" else run_demo)
 
     s = sub.add_parser("serve", help="serve one deployment per category with its schedule")
@@ -109,6 +115,7 @@ def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extr
         task_runner=args.task_runner,
         dask_address=args.dask_address,
         dask_workers=args.dask_workers,
+        shards=args.shards,
         **extra,
     )
     print(json.dumps({k: result[k] for k in ("category", "version", "target")}))

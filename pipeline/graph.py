@@ -5,7 +5,8 @@ the 20M benchmark set) and most pairs are seen once or twice. Purchases are grou
 sorted basket per user; each basket emits its pairs (i < j) without a self-join, and a window
 sorted per item keeps only the pairs that reach ``min_copurchase`` before anything is hashed
 (sql/project.sql). DuckDB runs under ``DEFAULT_MEMORY_LIMIT`` and spills past it, at about
-the same speed as without a limit (bench/README.md, "Graph build").
+the same speed as without a limit (bench/README.md, "Graph build"). For a cluster,
+pipeline/graph_partitions.py runs the same build as user-hash partitions and a sum merge.
 """
 
 from __future__ import annotations
@@ -39,15 +40,18 @@ def pair_instances(con: duckdb.DuckDBPyConnection, table: str = "baskets") -> in
     return _count(con, f"SELECT sum(len(items) * (len(items) - 1) // 2) FROM {table}")
 
 
-def prune(con: duckdb.DuckDBPyConnection, min_copurchase: int) -> int:
-    """Exact pre-projection pruning, ``baskets`` -> ``kept_baskets``; returns the pair
-    instances left to form."""
-    con.execute(load_sql("prune_step"), {"min_copurchase": min_copurchase})
+def prune(con: duckdb.DuckDBPyConnection, min_copurchase: int, partitions: int = 1) -> int:
+    """Exact pre-projection pruning, ``baskets`` -> ``kept_baskets`` (part, items); returns
+    the pair instances left to form."""
+    con.execute(
+        load_sql("prune_step"), {"min_copurchase": min_copurchase, "partitions": partitions}
+    )
     return pair_instances(con, "kept_baskets")
 
 
 def project(con: duckdb.DuckDBPyConnection, min_copurchase: int) -> int:
     """``kept_baskets`` -> ``pairs`` (i, j, w) with w >= min_copurchase; returns the pair count."""
+    execute_script(con, "pair_instances")
     con.execute(load_sql("project"), {"min_copurchase": min_copurchase})
     return _count(con, "SELECT count(*) FROM pairs")
 
@@ -91,6 +95,44 @@ def node_table(edges: pl.DataFrame) -> pl.DataFrame:
     return ends.group_by("asin").agg(degree=pl.len().cast(pl.Int64)).sort("asin")
 
 
+def open_graph_db(
+    work: Path,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """The graph stage's DuckDB: ``memory_limit`` defaults to ACMMG_DUCKDB_MEMORY, else
+    ``DEFAULT_MEMORY_LIMIT``; spills under ``work/.duckdb_tmp``."""
+    memory_limit = memory_limit or os.environ.get("ACMMG_DUCKDB_MEMORY") or DEFAULT_MEMORY_LIMIT
+    return connect(memory_limit, temp_directory or Path(work) / ".duckdb_tmp", threads)
+
+
+def purchases_view(
+    con: duckdb.DuckDBPyConnection, work: Path, usable_items_only: bool | None = None
+) -> dict:
+    """View ``purchases`` (user_id, asin) over ``reviews.parquet``, restricted to the items of
+    ``items_clean.parquet`` when ``usable_items_only`` (default: when that file exists)."""
+    reviews = quote_literal(str(work / workdir.REVIEWS))
+    clean = work / workdir.ITEMS_CLEAN
+    if usable_items_only is None:
+        usable_items_only = clean.exists()
+    if not usable_items_only:
+        con.execute(
+            f"CREATE TEMP VIEW purchases AS SELECT user_id, asin FROM read_parquet({reviews})"
+        )
+        return {}
+    usable = f"(SELECT asin FROM read_parquet({quote_literal(str(clean))}))"
+    con.execute(
+        f"CREATE TEMP VIEW purchases AS SELECT user_id, asin FROM read_parquet({reviews}) "
+        f"WHERE asin IN {usable}"
+    )
+    return {
+        "purchases_of_unusable_items": _count(
+            con, f"SELECT count(*) FROM read_parquet({reviews}) WHERE asin NOT IN {usable}"
+        )
+    }
+
+
 def build_graph(
     work: Path,
     min_copurchase: int = 3,
@@ -109,38 +151,31 @@ def build_graph(
     ``memory_limit`` defaults to ACMMG_DUCKDB_MEMORY, else ``DEFAULT_MEMORY_LIMIT``.
     """
     work = Path(work)
-    if min_copurchase < 1 or k < 0:
-        raise ValueError("min_copurchase must be >= 1 and k >= 0")
-    memory_limit = memory_limit or os.environ.get("ACMMG_DUCKDB_MEMORY") or DEFAULT_MEMORY_LIMIT
-    con = connect(memory_limit, temp_directory or work / ".duckdb_tmp", threads)
-    reviews = quote_literal(str(work / workdir.REVIEWS))
-    clean = work / workdir.ITEMS_CLEAN
-    if usable_items_only is None:
-        usable_items_only = clean.exists()
-    steps = ["bipartite", "prune", "project", "k-core", "write"]
-    bar = _stage_bar(progress, steps)
-    stats: dict = {}
-    if usable_items_only:
-        con.execute(
-            f"CREATE TEMP VIEW purchases AS SELECT user_id, asin FROM read_parquet({reviews}) "
-            f"WHERE asin IN (SELECT asin FROM read_parquet({quote_literal(str(clean))}))"
-        )
-        stats["purchases_of_unusable_items"] = _count(
-            con,
-            f"SELECT count(*) FROM read_parquet({reviews}) "
-            f"WHERE asin NOT IN (SELECT asin FROM read_parquet({quote_literal(str(clean))}))",
-        )
-    else:
-        con.execute(
-            f"CREATE TEMP VIEW purchases AS SELECT user_id, asin FROM read_parquet({reviews})"
-        )
+    check_params(min_copurchase, k)
+    con = open_graph_db(work, memory_limit, temp_directory, threads)
+    bar = _stage_bar(progress, ["bipartite", "prune", "project", "k-core", "write"])
+    stats = purchases_view(con, work, usable_items_only)
     stats.update(graph_core(con, min_copurchase, k, max_items_per_user, bar, work))
-    stats["min_copurchase"] = min_copurchase
-    stats["k"] = k
-    _write_graph(con, work)
+    write_graph(con, work, stats, min_copurchase, k)
     _advance(bar)
     if bar is not None:
         bar.close()
+    return stats
+
+
+def check_params(min_copurchase: int, k: int) -> None:
+    if min_copurchase < 1 or k < 0:
+        raise ValueError("min_copurchase must be >= 1 and k >= 0")
+
+
+def write_graph(
+    con: duckdb.DuckDBPyConnection, work: Path, stats: dict, min_copurchase: int, k: int
+) -> None:
+    """Table ``core`` -> edges.parquet and nodes.parquet; ``stats`` (completed with the
+    parameters) into stats.json."""
+    stats["min_copurchase"] = min_copurchase
+    stats["k"] = k
+    _write_graph(con, work)
     log.info(
         "graph: %d users, %d items, %d pair instances, %d pairs >= %d, %d-core %d nodes / %d edges",
         stats["users"],
@@ -153,7 +188,6 @@ def build_graph(
         stats["edges"],
     )
     update_stats(work, stats)
-    return stats
 
 
 def graph_core(
@@ -173,6 +207,29 @@ def graph_core(
     not change from run to run).
     """
     clock = _Clock(timings)
+    stats = prepare(con, min_copurchase, max_items_per_user, work, clock, bar)
+    stats["pairs_kept"] = project(con, min_copurchase)
+    clock.lap("project")
+    _advance(bar)
+    stats.update(finish(con, k))
+    clock.lap("k-core")
+    _advance(bar)
+    return stats
+
+
+def prepare(
+    con: duckdb.DuckDBPyConnection,
+    min_copurchase: int,
+    max_items_per_user: int | None = None,
+    work: Path | None = None,
+    clock: _Clock | None = None,
+    bar=None,
+    partitions: int = 1,
+) -> dict:
+    """``purchases`` -> ``baskets`` and ``item_ids`` -> heavy-user cut -> ``kept_baskets``
+    (column ``part`` = hash(user) mod ``partitions``), writing ``bipartite.parquet`` when
+    ``work`` is given; returns the stats of these steps."""
+    clock = clock or _Clock(None)
     stats: dict = {}
     execute_script(con, "bipartite")
     stats["bipartite_rows"] = _count(con, "SELECT sum(len(items)) FROM baskets")
@@ -198,20 +255,20 @@ def graph_core(
             )
         clock.lap("write bipartite")
     _advance(bar)
-    stats["pair_instances_after_prune"] = prune(con, min_copurchase)
+    stats["pair_instances_after_prune"] = prune(con, min_copurchase, partitions)
     clock.lap("prune")
     _advance(bar)
-    stats["pairs_kept"] = project(con, min_copurchase)
-    clock.lap("project")
-    _advance(bar)
+    return stats
+
+
+def finish(con: duckdb.DuckDBPyConnection, k: int) -> dict:
+    """``pairs`` -> table ``core``, its k-core; returns rounds, edges and nodes."""
     con.execute("CREATE OR REPLACE TEMP TABLE core AS SELECT * FROM pairs")
-    stats["kcore_rounds"] = peel(con, k)
+    stats = {"kcore_rounds": peel(con, k)}
     stats["edges"] = _count(con, "SELECT count(*) FROM core")
     stats["nodes"] = _count(
         con, "SELECT count(*) FROM (SELECT i FROM core UNION SELECT j FROM core)"
     )
-    clock.lap("k-core")
-    _advance(bar)
     return stats
 
 

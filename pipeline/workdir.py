@@ -41,6 +41,11 @@ relations (pipeline.relations)
 publish (pipeline.publish.assemble)
   publish/<slug>/      the assembled category folder, published by pipeline.publish.targets
 .stamps/               per-stage cache keys and results (flows.cache)
+shards/                intermediate files of the sharded stages (--shards N):
+  graph-<N>/           partitioned projection (pipeline.graph_partitions): prepare.json,
+                       item_ids.parquet, baskets-<p>.parquet, pairs-<p>/bucket=<b>/,
+                       kept-<b>.parquet
+  images-<i>-of-<N>/   one image shard's work directory
 """
 
 from __future__ import annotations

@@ -3,17 +3,13 @@
 --
 -- The naive self-join hashes every pair instance (sum of C(d, 2) over users; 244M on the 20M
 -- benchmark set, most of them pairs seen once or twice) into one huge GROUP BY. Here each
--- sorted basket emits its pairs directly (item i with every later item j, so i < j and no
--- join), and the instances are sorted per item i by the window: in the sorted run of a pair
--- seen w times, the rows whose (min_copurchase - 1)-th successor is the same j are exactly
--- the first w - min_copurchase + 1, so only pairs that reach the threshold leave the window,
--- and the final GROUP BY sees a few percent of the instances.
+-- sorted basket emits its pairs directly (view `instances`, sql/pair_instances.sql), and the
+-- instances are sorted per item i by the window: in the sorted run of a pair seen w times,
+-- the rows whose (min_copurchase - 1)-th successor is the same j are exactly the first
+-- w - min_copurchase + 1, so only pairs that reach the threshold leave the window, and the
+-- final GROUP BY sees a few percent of the instances.
 CREATE OR REPLACE TEMP TABLE pairs AS
-WITH positions AS (
-    SELECT items, unnest(items) AS i, generate_subscripts(items, 1) AS pos FROM kept_baskets
-), instances AS (
-    SELECT i, unnest(items[pos + 1:]) AS j FROM positions WHERE pos < len(items)
-), runs AS (
+WITH runs AS (
     SELECT i, j, lead(j, $min_copurchase - 1) OVER (PARTITION BY i ORDER BY j) AS j_ahead
     FROM instances
 )

@@ -5,11 +5,17 @@
 -- bound of the buyers, so nothing that could be kept is ever dropped. Further rounds (items
 -- that fall below the threshold once those users are gone) removed almost nothing on the
 -- benchmark sets and each cost a pass over the baskets, so there is one.
+--
+-- `part` is the user's partition, hash(user) mod `partitions`, for a projection split over a
+-- cluster (pipeline/graph_partitions.py); a single-machine build passes 1.
 CREATE OR REPLACE TEMP TABLE kept_baskets AS
 WITH keep AS (
     -- keep.ok[iid + 1]: whether item iid can still reach min_copurchase buyers.
     SELECT list(purchase_rows >= $min_copurchase ORDER BY iid) AS ok FROM item_ids
 )
-SELECT items
-FROM (SELECT list_filter(b.items, lambda x: keep.ok[x + 1]) AS items FROM baskets b, keep)
+SELECT part, items
+FROM (
+    SELECT hash(b.uid) % $partitions AS part, list_filter(b.items, lambda x: keep.ok[x + 1]) AS items
+    FROM baskets b, keep
+)
 WHERE len(items) >= 2;

@@ -264,4 +264,11 @@ def test_dask_local_cluster_gives_the_same_artifacts(reference, tmp_path):
     )
     assert rc == 0, log[-5000:]
     assert "DaskTaskRunner" in log or "dask" in log.lower()
+    # 2 workers -> 4 shards: the projection ran as 4 user-hash partitions and 4 merge buckets.
+    parts = tmp_path / "work" / "demo" / "shards" / "graph-004"
+    assert sorted(f.name for f in parts.glob("pairs-*")) == [f"pairs-{p:03d}" for p in range(4)]
+    assert sorted(f.name for f in parts.glob("kept-*")) == [
+        f"kept-{b:03d}.parquet" for b in range(4)
+    ]
+    assert "graph-partition" in log and "graph-merge-bucket" in log
     assert _files(_published(target)) == _files(_published(ref_target))
