@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ PRECISIONS = ("auto", "fp32", "amp-bf16", "bf16", "amp-fp16", "fp16")
 # Rows per resumable part: a killed run keeps every finished part (clip/.parts/<run key>/).
 PART_ROWS = 4096
 META_VERSION = 1
+_CREATE_LOCK = threading.Lock()
 
 if TINY_MODEL not in open_clip.list_models():
     open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -176,7 +178,9 @@ def load_model(
     quiet = _QuietOpenClip()
     logging.getLogger().addFilter(quiet)
     try:
-        with torch.random.fork_rng(devices=[]):
+        # torch's RNG is process-wide: two threads creating models at once (shard tasks on
+        # a thread pool) would interleave their draws and get different random weights.
+        with _CREATE_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net, _, preprocess = open_clip.create_model_and_transforms(
                 model_name,

@@ -91,6 +91,22 @@ def test_random_model_is_deterministic_and_leaves_global_rng_alone(tiny, inputs)
     assert not np.allclose(clip.encode_texts(seeded, ["blue mug"]), ta)
 
 
+def test_random_models_loaded_in_threads_at_once_are_the_same(tiny):
+    """Shard tasks on a thread pool load their models concurrently; the seeded random
+    weights must not interleave through torch's process-wide RNG."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(_):
+        m = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32")
+        return m.model.state_dict()
+
+    with ThreadPoolExecutor(4) as pool:
+        states = list(pool.map(load, range(4)))
+    reference = tiny.model.state_dict()
+    for state in states:
+        assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
 def test_clip_t_formula_matches_direct_cosine():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(50, 16)).astype(np.float32)

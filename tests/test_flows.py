@@ -177,16 +177,30 @@ def test_rerun_does_no_work_and_republishes_nothing(reference):
     assert not {p for p in changed if not p.startswith((".stamps", "downloads", "sample"))}
 
 
-@pytest.mark.parametrize("stage", ["graph", "embed", "relations"])
-def test_killed_run_resumes_to_identical_artifacts(reference, tmp_path, stage):
+@pytest.mark.parametrize(
+    "stage,extra",
+    [
+        ("graph", ()),
+        ("embed", ()),
+        ("relations", ()),
+        # The split graph stage, killed between its prepare step and its merge.
+        ("graph-partitions", ("--shards", "2")),
+    ],
+)
+def test_killed_run_resumes_to_identical_artifacts(reference, tmp_path, stage, extra):
     _, _, ref_target, _ = reference
     home = tmp_path / "home"
     home.mkdir()
     target, work = tmp_path / "published", tmp_path / "work"
-    proc, log = _build(tmp_path, home, target, work, wait=False)
+    proc, log = _build(tmp_path, home, target, work, *extra, wait=False)
     # Kill (SIGKILL, the whole process group) as soon as the stage has started: when the
     # stamp of the stage before it is written.
-    before = {"graph": "clean", "embed": "images", "relations": "classes"}[stage]
+    before = {
+        "graph": "clean",
+        "embed": "images",
+        "relations": "classes",
+        "graph-partitions": "graph-prepare-002",
+    }[stage]
     stamp = work / "demo" / ".stamps" / f"{before}.json"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not stamp.exists():
@@ -196,7 +210,7 @@ def test_killed_run_resumes_to_identical_artifacts(reference, tmp_path, stage):
     proc.wait()
     log.close()
     assert not (target / "demo" / "LATEST").exists()
-    rc, out = _build(tmp_path, home, target, work)
+    rc, out = _build(tmp_path, home, target, work, *extra)
     assert rc == 0, out[-5000:]
     assert _files(_published(target)) == _files(_published(ref_target))
 
