@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.cli import UserError
+from pipeline.training.slip import identity_linear
 
 
 def text_token_features(clip: nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -98,13 +99,6 @@ class ResidualMLP(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(x)))
 
 
-def _identity_linear(dim: int) -> nn.Linear:
-    lin = nn.Linear(dim, dim, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.eye(dim))
-    return lin
-
-
 class RelationAttentionPool(nn.Module):
     """Eq. 4-6, shared by both modalities (the image tokens are already in the text space)."""
 
@@ -113,8 +107,8 @@ class RelationAttentionPool(nn.Module):
         self.dim = dim
         self.w_q = nn.Linear(dim, dim, bias=False)
         self.w_k = nn.Linear(dim, dim, bias=False)
-        self.w_v = _identity_linear(dim)
-        self.w_o = _identity_linear(dim)
+        self.w_v = identity_linear(dim, bias=False)
+        self.w_o = identity_linear(dim, bias=False)
 
     def attention(
         self,

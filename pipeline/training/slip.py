@@ -118,14 +118,14 @@ class SLIPHead(nn.Module):
         return out
 
 
-class IdentityAdapter(nn.Linear):
-    """d -> d linear map initialised to the identity (frozen mode's trainable encoder stand-in)."""
-
-    def __init__(self, dim: int):
-        super().__init__(dim, dim)
-        with torch.no_grad():
-            self.weight.copy_(torch.eye(dim))
-            self.bias.zero_()
+def identity_linear(dim: int, bias: bool = True) -> nn.Linear:
+    """A d -> d linear map initialised to the identity (zero bias)."""
+    lin = nn.Linear(dim, dim, bias=bias)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(dim))
+        if bias:
+            lin.bias.zero_()
+    return lin
 
 
 class SLIPModel(nn.Module):
@@ -147,8 +147,9 @@ class SLIPModel(nn.Module):
         self.clip = clip
         self.frozen = clip is None
         if self.frozen:
-            self.image_adapter = IdentityAdapter(embed_dim)
-            self.text_adapter = IdentityAdapter(embed_dim)
+            # Frozen mode's trainable stand-ins for the encoders, starting as the identity.
+            self.image_adapter = identity_linear(embed_dim)
+            self.text_adapter = identity_linear(embed_dim)
             self.frozen_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.head = SLIPHead(embed_dim, num_classes, hidden, heads, dropout, use_graph, use_aux)
 
