@@ -1,8 +1,12 @@
-"""A real threaded HTTP server on 127.0.0.1 for tests, with scriptable faults.
+"""A real threaded HTTP/1.1 file server on 127.0.0.1 for tests, with scriptable faults.
 
-Serves files from a directory with Range support. ``faults`` maps a URL path to a list of
-behaviours consumed one per request: "drop" (send half the body, then close), "404",
-"500", "slow" (sleep before answering).
+Serves files under a directory, with byte ranges (206, or 416 past the end). ``faults`` maps
+a URL path to a list of behaviours consumed one per GET: "drop" (send half the body, then
+close), "drop:N" (send N bytes, then close), "404", "500", "slow" (sleep before answering).
+``ignore_range`` answers 200 with the whole file to Range requests. Every request is logged
+in ``requests`` as (method, path, Range header or None).
+
+    with FaultyServer(root) as srv: ...        # or srv = FaultyServer(root).start(); srv.close()
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 
 class FaultyServer:
@@ -18,9 +23,12 @@ class FaultyServer:
         self.root = Path(root)
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str, str | None]] = []
+        self.ignore_range = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args):  # keep test output quiet
                 pass
 
@@ -31,8 +39,9 @@ class FaultyServer:
                 self._serve(head=False)
 
             def _serve(self, head: bool):
-                path = self.path.split("?")[0]
-                server.requests.append((self.command, path, self.headers.get("Range")))
+                path = unquote(self.path.split("?")[0])
+                rng = self.headers.get("Range")
+                server.requests.append((self.command, path, rng))
                 queue = server.faults.get(path) or []
                 fault = queue.pop(0) if queue and not head else None
                 if fault == "slow":
@@ -40,28 +49,36 @@ class FaultyServer:
                 if fault in ("404", "500"):
                     self.send_error(int(fault))
                     return
-                f = server.root / path.lstrip("/")
-                if not f.is_file():
+                f = (server.root / path.lstrip("/")).resolve()
+                if server.root.resolve() not in f.parents or not f.is_file():
                     self.send_error(404)
                     return
                 data = f.read_bytes()
                 start = 0
-                rng = self.headers.get("Range")
-                if rng and rng.startswith("bytes=") and not head:
-                    start = int(rng[6:].split("-")[0])
+                if rng and rng.startswith("bytes=") and not head and not server.ignore_range:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
                     self.send_response(200)
                 body = data[start:]
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 if head:
                     return
-                if fault == "drop":
-                    self.wfile.write(body[: len(body) // 2])
+                if fault is not None and fault.startswith("drop"):
+                    n = int(fault.split(":")[1]) if ":" in fault else len(body) // 2
+                    self.wfile.write(body[:n])
                     self.wfile.flush()
                     self.close_connection = True
+                    self.connection.shutdown(2)
                     return
                 self.wfile.write(body)
 
@@ -71,10 +88,20 @@ class FaultyServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> FaultyServer:
+    def start(self) -> FaultyServer:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def data_requests(self) -> list[tuple[str, str, str | None]]:
+        """Requests other than a published category's LATEST and manifest.json."""
+        return [r for r in self.requests if not r[1].endswith(("/LATEST", "/manifest.json"))]
+
+    def __enter__(self) -> FaultyServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -113,14 +113,14 @@ def test_assembled_published_downloaded_folder_loads_in_dgl(tmp_path, consumer_p
     from pipeline.publish.assemble import assemble_category
     from pipeline.publish.targets import publish_folder
     from tests.assemble_fixtures import make_work
-    from tests.publish_fixtures import RangeHTTPServer
+    from tests.httpserver import FaultyServer
 
     work = tmp_path / "work"
     make_work(work, n=48, seed=2)
     choose_classes(work, min_classes=2, min_items_per_class=5)
     folder = assemble_category(work, work / "publish" / "Electronics", "Electronics", {})
     version = publish_folder(folder, "Electronics", str(tmp_path / "target"))
-    server = RangeHTTPServer(tmp_path / "target")
+    server = FaultyServer(tmp_path / "target").start()
     try:
         out = download_category("Electronics", server.url, tmp_path / "dl")
     finally:

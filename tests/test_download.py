@@ -19,8 +19,8 @@ from pipeline.download import (
     partial_path,
 )
 from pipeline.publish.targets import publish_folder
+from tests.httpserver import FaultyServer
 from tests.publish_fixtures import (
-    RangeHTTPServer,
     build_category_folder,
     jpeg_bytes,
     write_images_tar,
@@ -37,7 +37,7 @@ def published(tmp_path):
     built = build_category_folder(folder, n=40, seed=1)
     target = tmp_path / "target"
     version = publish_folder(folder, SLUG, str(target))
-    server = RangeHTTPServer(target)
+    server = FaultyServer(target).start()
     yield {"folder": folder, "target": target, "version": version, "server": server, **built}
     server.close()
 
@@ -90,7 +90,7 @@ def test_corrupted_file_is_refused_and_nothing_corrupt_is_kept(published, tmp_pa
     served.write_bytes((published["folder"] / "edges.parquet").read_bytes())
     server.requests.clear()
     download_category(SLUG, server.url, dest)
-    assert [r[0].rsplit("/", 1)[1] for r in server.data_requests()] == ["edges.parquet"]
+    assert [r[1].rsplit("/", 1)[1] for r in server.data_requests()] == ["edges.parquet"]
     assert_same_files(published["folder"], out)
 
 
@@ -108,11 +108,11 @@ def test_dropped_connection_is_resumed_with_range(published, tmp_path):
     server, version = published["server"], published["version"]
     path = f"/{SLUG}/versions/{version}/images.tar"
     size = published["manifest"]["files"]["images.tar"]["size"]
-    server.drop_after[path] = size // 3
+    server.faults[path] = [f"drop:{size // 3}"]
     out = download_category(SLUG, server.url, tmp_path / "dl", workers=2)
-    tar_requests = [r for r in server.requests if r[0] == path]
-    assert tar_requests[0] == (path, None)
-    assert tar_requests[1] == (path, f"bytes={size // 3}-")  # resumed, not restarted
+    tar_requests = [r for r in server.requests if r[1] == path]
+    assert tar_requests[0] == ("GET", path, None)
+    assert tar_requests[1] == ("GET", path, f"bytes={size // 3}-")  # resumed, not restarted
     assert len(tar_requests) == 2
     assert_same_files(published["folder"], out)
 
@@ -126,7 +126,7 @@ def test_partial_from_an_interrupted_run_is_resumed(published, tmp_path):
     part.write_bytes(full[:1000])
     out = download_category(SLUG, server.url, tmp_path / "dl")
     path = f"/{SLUG}/versions/{version}/images.tar"
-    assert [r for r in server.requests if r[0] == path] == [(path, "bytes=1000-")]
+    assert [r for r in server.requests if r[1] == path] == [("GET", path, "bytes=1000-")]
     assert (out / "images.tar").read_bytes() == full
 
 
@@ -184,7 +184,7 @@ def test_unsafe_tar_is_refused_over_http(tmp_path, bad, why):
     if isinstance(bad, tuple) and bad[0] is None:
         bad = (str(tmp_path / "abs_evil"), b"x")
     target = _publish_with_tar(tmp_path, [("images/ok.jpg", jpeg_bytes(1)), bad])
-    server = RangeHTTPServer(target)
+    server = FaultyServer(target).start()
     try:
         dest = tmp_path / "deep" / "dl"
         with pytest.raises(UnsafeArchiveError, match=why):
@@ -229,7 +229,7 @@ def test_versions_latest_explicit_and_stale_files(tmp_path):
     v2 = publish_folder(folder, SLUG, str(target))
     assert v2 != v1 and (target / SLUG / "LATEST").read_text() == f"{v2}\n"
 
-    server = RangeHTTPServer(target)
+    server = FaultyServer(target).start()
     try:
         download_category(SLUG, server.url, dest)
         out = dest / SLUG
@@ -287,7 +287,7 @@ def test_identical_and_empty_files(tmp_path):
     write_manifest(folder, {"category": SLUG})
     target = tmp_path / "target"
     publish_folder(folder, SLUG, str(target))
-    server = RangeHTTPServer(target)
+    server = FaultyServer(target).start()
     try:
         out = download_category(SLUG, server.url, tmp_path / "dl", workers=8)
     finally:
