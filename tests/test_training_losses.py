@@ -24,15 +24,7 @@ from pipeline.training.slip import (
     graph_loss,
     slip_loss,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine is shared: one torch thread is much faster than two contended ones.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.training_fixtures import one_torch_thread  # noqa: F401
 
 
 def _unit(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
 
 from pipeline.cli import main
 from pipeline.training.train import (
@@ -27,19 +26,10 @@ from pipeline.training.train import (
     param_groups,
     warmup_decay,
 )
-from tests.training_fixtures import make_category_folder
+from tests.training_fixtures import make_category_folder, one_torch_thread  # noqa: F401
 
 SLIP_KEYS = {"mrr", "r@1", "r@5", "r@10", "mean_rank", "median_rank"}
 SIMS = {"TT", "II", "TI", "IT", "AVG"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The test machine is shared: one torch thread is much faster than two contended ones.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 import torch
 from PIL import Image
 
@@ -31,6 +32,16 @@ COLOURS = [
 NOUNS = ["lamp", "mug", "chair", "bottle", "box", "pen", "bag", "cup", "hat", "shoe"]
 THEMES = ["kitchen things", "garden tools", "office supplies", "toys", "camping gear", "books"]
 INTRA = "These two items represent the same product. Align their features accordingly."
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Autouse where imported: the test machine is shared, and one torch thread is much
+    faster than two contended ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _jpeg(rgb: tuple[int, int, int], rng: np.random.Generator, size: int = 64) -> bytes:
