@@ -31,3 +31,8 @@ def connect(
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The integer a one-value query returns (0 for NULL, e.g. the sum over no rows)."""
+    return int(con.execute(sql).fetchall()[0][0] or 0)

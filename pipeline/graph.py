@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from pipeline import workdir
-from pipeline.db import connect
+from pipeline.db import connect, count
 from pipeline.io import atomic_path, update_stats
 from pipeline.sql import execute_script, load_sql, quote_literal
 
@@ -31,13 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_LIMIT = "2GB"
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int(con.execute(sql).fetchall()[0][0] or 0)
-
-
 def pair_instances(con: duckdb.DuckDBPyConnection, table: str = "baskets") -> int:
     """Sum over users of C(d_u, 2): how many (user, pair) rows a naive projection forms."""
-    return _count(con, f"SELECT sum(len(items) * (len(items) - 1) // 2) FROM {table}")
+    return count(con, f"SELECT sum(len(items) * (len(items) - 1) // 2) FROM {table}")
 
 
 def prune(con: duckdb.DuckDBPyConnection, min_copurchase: int, partitions: int = 1) -> int:
@@ -53,7 +49,7 @@ def project(con: duckdb.DuckDBPyConnection, min_copurchase: int) -> int:
     """``kept_baskets`` -> ``pairs`` (i, j, w) with w >= min_copurchase; returns the pair count."""
     execute_script(con, "pair_instances")
     con.execute(load_sql("project"), {"min_copurchase": min_copurchase})
-    return _count(con, "SELECT count(*) FROM pairs")
+    return count(con, "SELECT count(*) FROM pairs")
 
 
 def peel(con: duckdb.DuckDBPyConnection, k: int) -> int:
@@ -61,7 +57,7 @@ def peel(con: duckdb.DuckDBPyConnection, k: int) -> int:
     rounds = 0
     while True:
         con.execute(load_sql("kcore_degrees"), {"k": k})
-        if _count(con, "SELECT count(*) FROM low") == 0:
+        if count(con, "SELECT count(*) FROM low") == 0:
             return rounds
         con.execute(load_sql("kcore_peel"))
         rounds += 1
@@ -127,7 +123,7 @@ def purchases_view(
         f"WHERE asin IN {usable}"
     )
     return {
-        "purchases_of_unusable_items": _count(
+        "purchases_of_unusable_items": count(
             con, f"SELECT count(*) FROM read_parquet({reviews}) WHERE asin NOT IN {usable}"
         )
     }
@@ -232,14 +228,14 @@ def prepare(
     clock = clock or _Clock(None)
     stats: dict = {}
     execute_script(con, "bipartite")
-    stats["bipartite_rows"] = _count(con, "SELECT sum(len(items)) FROM baskets")
-    stats["users"] = _count(con, "SELECT count(*) FROM baskets")
-    stats["items"] = _count(con, "SELECT count(*) FROM item_ids")
+    stats["bipartite_rows"] = count(con, "SELECT sum(len(items)) FROM baskets")
+    stats["users"] = count(con, "SELECT count(*) FROM baskets")
+    stats["items"] = count(con, "SELECT count(*) FROM item_ids")
     if max_items_per_user:
         before = pair_instances(con)
         execute_script(con, "max_items_per_user", {"max_items": max_items_per_user})
-        stats["max_items_users_removed"] = _count(con, "SELECT count(*) FROM heavy_users")
-        stats["max_items_rows_removed"] = _count(con, "SELECT coalesce(sum(d), 0) FROM heavy_users")
+        stats["max_items_users_removed"] = count(con, "SELECT count(*) FROM heavy_users")
+        stats["max_items_rows_removed"] = count(con, "SELECT coalesce(sum(d), 0) FROM heavy_users")
         stats["pair_instances"] = pair_instances(con)
         stats["max_items_pair_instances_removed"] = before - stats["pair_instances"]
     else:
@@ -265,8 +261,8 @@ def finish(con: duckdb.DuckDBPyConnection, k: int) -> dict:
     """``pairs`` -> table ``core``, its k-core; returns rounds, edges and nodes."""
     con.execute("CREATE OR REPLACE TEMP TABLE core AS SELECT * FROM pairs")
     stats = {"kcore_rounds": peel(con, k)}
-    stats["edges"] = _count(con, "SELECT count(*) FROM core")
-    stats["nodes"] = _count(
+    stats["edges"] = count(con, "SELECT count(*) FROM core")
+    stats["nodes"] = count(
         con, "SELECT count(*) FROM (SELECT i FROM core UNION SELECT j FROM core)"
     )
     return stats

@@ -27,8 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import duckdb
-
+from pipeline.db import count
 from pipeline.graph import (
     check_params,
     finish,
@@ -78,10 +77,6 @@ def _prepared(work: Path, partitions: int) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: run prepare_partitions for {partitions} partitions first")
     return read_json(path)
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int(con.execute(sql).fetchall()[0][0] or 0)
 
 
 def prepare_partitions(
@@ -195,7 +190,7 @@ def merge_bucket(
     execute_script(con, "merge_pairs", {"min_copurchase": prep["min_copurchase"]})
     with atomic_path(kept_file(work, bucket, partitions)) as tmp:
         con.execute(f"COPY pairs TO {_lit(tmp)} (FORMAT parquet)")
-    return {"bucket": bucket, "pairs_kept": _count(con, "SELECT count(*) FROM pairs")}
+    return {"bucket": bucket, "pairs_kept": count(con, "SELECT count(*) FROM pairs")}
 
 
 def merge_partitions(
@@ -227,7 +222,7 @@ def merge_partitions(
     listed = ", ".join(_lit(f) for f in files)
     con.execute(f"CREATE TEMP TABLE pairs AS SELECT * FROM read_parquet([{listed}])")
     stats = dict(prep["stats"])
-    stats["pairs_kept"] = _count(con, "SELECT count(*) FROM pairs")
+    stats["pairs_kept"] = count(con, "SELECT count(*) FROM pairs")
     stats.update(finish(con, k))
     write_graph(con, work, stats, min_copurchase, k)
     return stats
