@@ -432,11 +432,16 @@ def _graph(work: Path, settings: dict, max_items_per_user: int | None, shards: i
         fn, spec = _graph_spec(work, params, shards)
         if not is_cached(work, "graph", fn, **spec):
             graph_prepare_task(w, shards, min_copurchase, max_items_per_user)
-            parts = [graph_partition_task.submit(w, p, shards) for p in range(shards)]
-            [f.result() for f in parts]
-            buckets = [graph_merge_bucket_task.submit(w, b, shards) for b in range(shards)]
-            [f.result() for f in buckets]
+            _fan_out(graph_partition_task, w, shards)
+            _fan_out(graph_merge_bucket_task, w, shards)
     return graph_task(w, min_copurchase, k, max_items_per_user, shards)
+
+
+def _fan_out(shard_task, work: str, shards: int, *args: Any) -> list:
+    """Submit ``shard_task(work, i, shards, *args)`` for every shard i to the flow's task
+    runner at once; their results, in shard order, once all are done."""
+    futures = [shard_task.submit(work, i, shards, *args) for i in range(shards)]
+    return [f.result() for f in futures]
 
 
 @contextlib.contextmanager
@@ -501,17 +506,13 @@ def build_category(
         if shards > 1:
             fetch_images, _, spec = _images_spec(work, allow_private)
             if not is_cached(work, "images", fetch_images, **spec):
-                futures = [
-                    images_shard_task.submit(w, i, shards, allow_private) for i in range(shards)
-                ]
-                images_merge_task(w, [f.result() for f in futures])
+                images_merge_task(w, _fan_out(images_shard_task, w, shards, allow_private))
         images = images_task(w, allow_private)
     embed_args = (settings["model"], settings["pretrained"], checkpoint, device)
     if shards > 1:
         embed_work, _, spec = _embed_spec(work, *embed_args)
         if not is_cached(work, "embed", embed_work, **spec):
-            futures = [embed_shard_task.submit(w, i, shards, *embed_args) for i in range(shards)]
-            [f.result() for f in futures]
+            _fan_out(embed_shard_task, w, shards, *embed_args)
     embed_task(w, *embed_args)
     final = filter_task(
         w,
