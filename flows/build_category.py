@@ -99,9 +99,12 @@ def clean_task(work: str) -> dict:
     return result
 
 
-def _graph_spec(work: Path, params: dict, partitions: int):
+def _graph_spec(
+    work: Path, min_copurchase: int, k: int, max_items_per_user: int | None, partitions: int
+):
     """The graph stage's function and stamp arguments; the partitioned build has its own code
     (so its own key), with the same outputs."""
+    params = {"min_copurchase": min_copurchase, "k": k, "max_items_per_user": max_items_per_user}
     if partitions > 1:
         from pipeline.graph_partitions import merge_partitions as fn
     else:
@@ -119,12 +122,11 @@ def graph_task(
 ) -> dict:
     """The graph stage; with ``partitions`` > 1 the sum merge of the partitions' counts."""
     w = Path(work)
-    params = {"min_copurchase": min_copurchase, "k": k, "max_items_per_user": max_items_per_user}
-    fn, spec = _graph_spec(w, params, partitions)
+    fn, spec = _graph_spec(w, min_copurchase, k, max_items_per_user, partitions)
     if partitions > 1:
         call = lambda: fn(w, partitions, min_copurchase, k)  # noqa: E731
     else:
-        call = lambda: fn(w, **params)  # noqa: E731
+        call = lambda: fn(w, **spec["params"])  # noqa: E731
     result, cached = run_cached(w, "graph", fn, **spec, call=call)
     _log("graph", cached, result)
     return result
@@ -424,12 +426,7 @@ def _graph(work: Path, settings: dict, max_items_per_user: int | None, shards: i
     of pairs in parallel, then the k-core and the writes (pipeline.graph_partitions)."""
     w, min_copurchase, k = str(work), settings["min_copurchase"], settings["k"]
     if shards > 1:
-        params = {
-            "min_copurchase": min_copurchase,
-            "k": k,
-            "max_items_per_user": max_items_per_user,
-        }
-        fn, spec = _graph_spec(work, params, shards)
+        fn, spec = _graph_spec(work, min_copurchase, k, max_items_per_user, shards)
         if not is_cached(work, "graph", fn, **spec):
             graph_prepare_task(w, shards, min_copurchase, max_items_per_user)
             _fan_out(graph_partition_task, w, shards)
