@@ -64,7 +64,7 @@ def load_registry(path: Path | None = None) -> dict[str, Category]:
 def get_category(slug: str) -> Category:
     registry = load_registry()
     if slug not in registry:
-        from pipeline.cli import UserError
+        from pipeline.errors import UserError
 
         raise UserError(f"unknown category {slug!r}; known: {', '.join(registry)}")
     return registry[slug]

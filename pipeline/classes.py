@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import workdir
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import atomic_path, update_stats
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import atomic_path, read_json, sha256_file
 from pipeline.publish.targets import (
     LATEST,

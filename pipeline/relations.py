@@ -57,7 +57,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from pipeline import db, workdir
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import atomic_path, update_stats, write_json
 from pipeline.sql import load_sql, quote_literal
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.classes import choose_classes
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import sha256_file
 from pipeline.publish.assemble import assemble_category, content_version
 from pipeline.publish.card import PLOTS, sample_subgraph

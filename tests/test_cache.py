@@ -38,8 +38,13 @@ def test_run_cached_skips_until_inputs_params_or_outputs_change(tmp_path):
 
 def test_key_covers_the_code_a_stage_takes_from_other_modules(tmp_path):
     # merge_partitions lives in graph_partitions.py but runs graph.py's k-core and writes.
-    names = {p.name for p in _code_files(merge_partitions)}
-    assert {"graph_partitions.py", "graph.py", "io.py", "sql.py"} <= names
+    names = {f"{p.parent.name}/{p.name}" for p in _code_files(merge_partitions)}
+    assert {
+        "pipeline/graph_partitions.py",
+        "pipeline/graph.py",
+        "pipeline/io.py",
+        "sql/__init__.py",
+    } <= names
     assert "graph_partitions.py" not in {p.name for p in _code_files(build_graph)}
     args = ([tmp_path / "missing"], {"k": 5}, tmp_path)
     assert stage_key("graph", build_graph, *args) != stage_key("graph", merge_partitions, *args)

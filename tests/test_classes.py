@@ -19,7 +19,7 @@ from pipeline.classes import (
     normalized_entropy,
     select_level,
 )
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from tests.assemble_fixtures import make_work
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import UserError
 from pipeline.cli import main as cli_main
 from pipeline.download import download_category
+from pipeline.errors import UserError
 from pipeline.publish.targets import (
     LATEST,
     PublishError,

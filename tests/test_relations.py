@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from pipeline import cli_relations, workdir
-from pipeline.cli import UserError
+from pipeline import workdir
+from pipeline.cli import relations as cli_relations
+from pipeline.errors import UserError
 from pipeline.io import read_json, sha256_file
 from pipeline.relations import (
     INTRA_TEXT,

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 import torch
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.training.data import (
     SubgraphBatchSampler,
     TarImages,

@@ -38,7 +38,7 @@ from typing import Any
 import polars as pl
 from PIL import ImageFile
 
-from ..cli import UserError
+from ..errors import UserError
 from ..io import atomic_path, update_stats
 from ..workdir import IMAGES, ITEMS, ITEMS_CLEAN, NODES, image_store_path
 from .config import ImageConfig

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 import pipeline
 from pipeline import workdir
 from pipeline.classes import final_graph_paths
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import read_json, sha256_file
 from pipeline.publish.card import CardData, write_card
 from pipeline.publish.dgl_format import WEIGHT_DTYPE, write_dgl_graph

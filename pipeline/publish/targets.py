@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import sha256_file
 
 log = logging.getLogger(__name__)

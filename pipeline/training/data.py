@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 from PIL import Image
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.training.slip import identity_linear
 
 

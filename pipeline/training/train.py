@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 from pipeline.io import atomic_path, write_json
 from pipeline.training import metrics as M
 from pipeline.training.data import (

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .images.config import RESAMPLE_FILTERS, ImageConfig
+from pipeline.images.config import RESAMPLE_FILTERS, ImageConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,8 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import UserError
-    from .images.stage import fetch_images
+    from pipeline.errors import UserError
+    from pipeline.images.stage import fetch_images
 
     try:
         cfg = ImageConfig(

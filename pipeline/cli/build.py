@@ -83,7 +83,7 @@ def run_categories(args: argparse.Namespace) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict:
-    from pipeline.cli import UserError
+    from pipeline.errors import UserError
 
     out = {}
     for pair in pairs:

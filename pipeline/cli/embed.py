@@ -100,7 +100,7 @@ def _print_filter(stats: dict) -> None:
 
 
 def _run_filter(args: argparse.Namespace) -> dict:
-    from pipeline.cli import UserError
+    from pipeline.errors import UserError
     from pipeline.filter import filter_fixpoint
 
     try:
@@ -122,8 +122,8 @@ def run_filter(args: argparse.Namespace) -> int:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from pipeline.cli import UserError
     from pipeline.clip import embed_work
+    from pipeline.errors import UserError
 
     pretrained = None if args.pretrained.lower() in ("", "none", "random") else args.pretrained
     if args.batch_size < 1 or args.num_workers < 0:

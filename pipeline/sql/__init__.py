@@ -1,11 +1,11 @@
-"""Load the named DuckDB queries kept in the repository's ``sql/`` folder."""
+"""The named DuckDB queries: the ``.sql`` files of this package, shipped inside the wheel."""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent
 
 
 @functools.cache

@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli import UserError
+from pipeline.errors import UserError
 
 
 def _storage_options(raw: str | None) -> dict | None:

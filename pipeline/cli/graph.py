@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_graph(args: argparse.Namespace) -> int:
     from pipeline.clean import clean_items
-    from pipeline.cli import UserError
+    from pipeline.errors import UserError
     from pipeline.graph import build_graph
     from pipeline.ingest import IngestError, ingest
     from pipeline.sources.fetch import FetchError

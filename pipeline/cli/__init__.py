@@ -11,19 +11,18 @@ import importlib
 import logging
 import sys
 
+from pipeline.errors import UserError
+
+# One module per command group, named after its commands.
 COMMANDS = [
-    "pipeline.cli_graph",
-    "pipeline.cli_flows",
-    "pipeline.cli_relations",
-    "pipeline.cli_images",
-    "pipeline.cli_clip",
-    "pipeline.cli_publish",
-    "pipeline.cli_train",
+    "pipeline.cli.graph",
+    "pipeline.cli.build",
+    "pipeline.cli.relations",
+    "pipeline.cli.images",
+    "pipeline.cli.embed",
+    "pipeline.cli.publish",
+    "pipeline.cli.train",
 ]
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,9 +51,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    # Import by name: run as ``python -m pipeline.cli`` this file is ``__main__``, and its
-    # UserError would not be the one the subcommand modules raise.
-    from pipeline.cli import main as _main
-
-    sys.exit(_main())
