@@ -1,13 +1,35 @@
-"""The category registry (``categories.toml``): sources, settings and schedules per category."""
+"""The category registry (``categories.toml``): sources, settings and schedules per category.
+
+A registry entry names its dumps and may set any build setting (a stage parameter, see
+``pipeline.stages``); unset settings take the stage parameters' defaults, so a default is
+written once, in its dataclass. Entries are checked when the registry loads: an unknown
+setting or a value of the wrong type is an error naming the entry.
+"""
 
 from __future__ import annotations
 
+import difflib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
+
 REGISTRY = Path(__file__).with_name("categories.toml")
+
+# The settings every manifest records, whether the entry sets them or not.
+RECORDED = (
+    "taxonomy_level",
+    "min_copurchase",
+    "k",
+    "min_clip_t",
+    "clip_t_percentile",
+    "model",
+    "pretrained",
+    "relations_k",
+    "max_reviews",
+)
 
 
 @dataclass(frozen=True)
@@ -19,52 +41,55 @@ class Category:
     meta: str
     schedule: str
     source: str = "amazon2023"
-    taxonomy_level: int | str = "auto"
-    min_copurchase: int = 3
-    k: int = 5
-    min_clip_t: float | None = None
-    clip_t_percentile: float | None = None
-    model: str = "ViT-B-32"
-    pretrained: str = "openai"
-    relations_k: int = 10
-    max_reviews: int = 25
     papers: list[str] = field(default_factory=list)
     sample_items: int = 400  # source = "sample" only: size of the generated category
     sample_users: int = 4000
+    overrides: dict[str, Any] = field(default_factory=dict)  # settings the entry sets
 
     def settings(self) -> dict[str, Any]:
-        """The build parameters (what a flow run may override)."""
-        keys = [
-            "taxonomy_level",
-            "min_copurchase",
-            "k",
-            "min_clip_t",
-            "clip_t_percentile",
-            "model",
-            "pretrained",
-            "relations_k",
-            "max_reviews",
-        ]
-        return {key: getattr(self, key) for key in keys}
+        """The build settings: the recorded ones at their defaults, then the entry's own."""
+        from pipeline.stages import setting_defaults
+
+        defaults = setting_defaults()
+        return {**{k: defaults[k] for k in RECORDED}, **self.overrides}
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "overrides"}
+        return {**out, "settings": self.settings()}
+
+
+_ENTRY_FIELDS = {f.name for f in fields(Category)} - {"slug", "overrides"}
 
 
 def load_registry(path: Path | None = None) -> dict[str, Category]:
     """All categories, by slug, in file order."""
-    data = tomllib.loads(Path(path or REGISTRY).read_text())
+    from pipeline.params import ParamError
+    from pipeline.stages import check_settings
+
+    path = Path(path or REGISTRY)
+    data = tomllib.loads(path.read_text())
     defaults = data.get("defaults", {})
     out = {}
     for slug, entry in data["categories"].items():
         merged = {**defaults, **entry}
         merged["reviews"] = merged["reviews"].format(file=merged["file"])
         merged["meta"] = merged["meta"].format(file=merged["file"])
-        out[slug] = Category(slug=slug, **merged)
+        known = {k: v for k, v in merged.items() if k in _ENTRY_FIELDS}
+        try:
+            settings = check_settings(
+                {k: v for k, v in merged.items() if k not in _ENTRY_FIELDS},
+                source=f"setting of [categories.{slug}] in {path.name}:",
+            )
+        except ParamError as e:
+            raise UserError(str(e)) from None
+        out[slug] = Category(slug=slug, overrides=settings, **known)
     return out
 
 
 def get_category(slug: str) -> Category:
     registry = load_registry()
     if slug not in registry:
-        from pipeline.errors import UserError
-
-        raise UserError(f"unknown category {slug!r}; known: {', '.join(registry)}")
+        close = difflib.get_close_matches(slug, registry, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise UserError(f"unknown category {slug!r}{hint} (acmmg categories lists them)")
     return registry[slug]

@@ -24,13 +24,17 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 
 from pipeline import workdir
 from pipeline.errors import UserError
-from pipeline.io import atomic_path, update_stats
+from pipeline.io import atomic_path
+from pipeline.params import param
+from pipeline.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,28 @@ OTHER = "Other"
 DEFAULT_MIN_CLASSES = 3
 DEFAULT_MIN_ITEMS_PER_CLASS = 10
 RARE_MODES = ("other", "drop")
+
+
+@dataclass(frozen=True)
+class ClassesParams:
+    taxonomy_level: int | Literal["auto"] = param(
+        "auto",
+        "class level of the category path (0 = the main category itself, 1 = the first "
+        "level under it), or auto for the most balanced level",
+        flag="--level",
+    )
+    min_classes: int = param(DEFAULT_MIN_CLASSES, "a level needs at least this many classes")
+    min_items_per_class: int = param(
+        DEFAULT_MIN_ITEMS_PER_CLASS, "labels with fewer nodes are rare"
+    )
+    rare: str = param(
+        "other", "rare labels: merged into Other, or their nodes dropped", choices=RARE_MODES
+    )
+    k: int = param(5, "k of the k-core (recomputed when rare=drop removes nodes)")
+
+    def __post_init__(self) -> None:
+        if self.rare not in RARE_MODES:
+            raise UserError(f"rare must be one of {RARE_MODES}, got {self.rare!r}")
 
 
 def normalized_entropy(counts: Iterable[int]) -> float:
@@ -135,22 +161,6 @@ def class_index(names: Iterable[str]) -> dict[str, int]:
     return {name: i for i, name in enumerate(uniq)}
 
 
-def final_graph_paths(work: Path) -> tuple[Path, Path]:
-    """(nodes, edges) of the final graph: work/final/ when the filter stage ran, else work/."""
-    work = Path(work)
-    final = work / workdir.FINAL_DIR
-    if (final / workdir.NODES).exists():
-        return final / workdir.NODES, final / workdir.EDGES
-    return work / workdir.NODES, work / workdir.EDGES
-
-
-def _items_path(work: Path) -> Path:
-    for name in (workdir.ITEMS_CLEAN, workdir.ITEMS):
-        if (work / name).exists():
-            return work / name
-    raise UserError(f"{work}: neither {workdir.ITEMS_CLEAN} nor {workdir.ITEMS} exists")
-
-
 def write_node_categories(path: Path, index: dict[str, int]) -> None:
     """node_categories.json: {"<class index>": "<name>"} in index order."""
     mapping = {str(i): name for name, i in sorted(index.items(), key=lambda kv: kv[1])}
@@ -159,27 +169,21 @@ def write_node_categories(path: Path, index: dict[str, int]) -> None:
 
 
 def choose_classes(
-    work: Path,
-    level: int | None = None,
-    min_classes: int = DEFAULT_MIN_CLASSES,
-    min_items_per_class: int = DEFAULT_MIN_ITEMS_PER_CLASS,
-    rare: str = "other",
-    k: int = 5,
+    work: Path, p: ClassesParams = ClassesParams(), res: Resources = Resources()
 ) -> dict:
     """Label every final node; write work/classes.parquet and work/node_categories.json.
 
-    ``level`` fixes the taxonomy level (0 = top); None chooses it automatically. ``k`` is the
-    k-core recomputed when ``rare="drop"`` removes nodes. Returns the statistics, which are
-    also stored under "classes" in work/stats.json.
+    ``p.taxonomy_level`` fixes the taxonomy level (0 = top); "auto" chooses it. Returns the
+    statistics.
     """
     work = Path(work)
-    if rare not in RARE_MODES:
-        raise UserError(f"rare must be one of {RARE_MODES}, got {rare!r}")
-    nodes_path, edges_path = final_graph_paths(work)
+    level = None if p.taxonomy_level == "auto" else int(p.taxonomy_level)
+    min_classes, min_items_per_class, rare, k = p.min_classes, p.min_items_per_class, p.rare, p.k
+    nodes_path, edges_path = workdir.final_graph(work)
     if not nodes_path.exists():
         raise UserError(f"{work}: no graph nodes ({nodes_path}); run the graph stage first")
     nodes = pl.read_parquet(nodes_path, columns=["asin"]).unique().sort("asin")
-    items = pl.read_parquet(_items_path(work), columns=["asin", "categories"]).unique(
+    items = pl.read_parquet(workdir.items(work), columns=["asin", "categories"]).unique(
         subset="asin", keep="first", maintain_order=True
     )
     table = nodes.join(items, on="asin", how="left").sort("asin")
@@ -257,7 +261,6 @@ def choose_classes(
         "class_sizes": {name: sizes[name] for name in index},
         "levels": evals,
     }
-    update_stats(work, {"classes": result})
     log.info(
         "classes: level %d, %d classes, balance %.3f, %d other, %d dropped",
         chosen,

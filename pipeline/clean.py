@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import workdir
-from pipeline.db import connect
-from pipeline.io import atomic_path, update_stats
+from pipeline.db import open_db
+from pipeline.io import atomic_path
+from pipeline.params import param
+from pipeline.resources import Resources
 from pipeline.sql import load_sql, quote_literal
 
 
-def clean_items(
-    work: Path,
-    min_title_chars: int = 3,
-    min_description_chars: int = 10,
-    features_as_description: bool = True,
-) -> dict:
+@dataclass(frozen=True)
+class CleanParams:
+    min_title_chars: int = param(3, "an item needs a title of at least this many characters")
+    min_description_chars: int = param(10, "... and a description of at least this many characters")
+    features_as_description: bool = param(
+        True, "the feature bullets stand in for an empty description"
+    )
+
+
+def clean_items(work: Path, p: CleanParams = CleanParams(), res: Resources = Resources()) -> dict:
     """``items.parquet`` -> ``items_clean.parquet`` + ``item_rejects.parquet``; returns stats."""
     work = Path(work)
-    con = connect()
+    con = open_db(work, res)
     con.execute(
         load_sql("clean_items"),
         {
-            "items": str(work / workdir.ITEMS),
-            "min_title_chars": min_title_chars,
-            "min_description_chars": min_description_chars,
-            "features_as_description": features_as_description,
+            "items": str(workdir.require(work / workdir.ITEMS, "items (run ingest with --meta)")),
+            "min_title_chars": p.min_title_chars,
+            "min_description_chars": p.min_description_chars,
+            "features_as_description": p.features_as_description,
         },
     )
     with atomic_path(work / workdir.ITEMS_CLEAN) as tmp:
@@ -51,5 +58,4 @@ def clean_items(
         "items_unusable": sum(by_reason.values()),
         "items_unusable_by_reason": by_reason,
     }
-    update_stats(work, {"clean": stats})
     return stats

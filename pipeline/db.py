@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.workdir import DUCKDB_TMP
+
 
 def connect(
     memory_limit: str | None = None,
@@ -31,6 +33,18 @@ def connect(
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def open_db(work: Path, res=None, default_memory: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A stage's DuckDB: ``res`` (``pipeline.resources.Resources``) first, then the
+    ACMMG_DUCKDB_* variables, then ``default_memory``; spills under ``work/.duckdb_tmp``."""
+    memory = getattr(res, "memory_limit", None) or os.environ.get("ACMMG_DUCKDB_MEMORY")
+    temp = getattr(res, "temp_directory", None) or os.environ.get("ACMMG_DUCKDB_TEMP")
+    return connect(
+        memory or default_memory,
+        temp or Path(work) / DUCKDB_TMP,
+        getattr(res, "threads", None),
+    )
 
 
 def count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

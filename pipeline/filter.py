@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from pipeline import workdir
+from pipeline.errors import StageError
 from pipeline.graph import k_core, node_table
-from pipeline.io import atomic_path, update_stats, write_json
+from pipeline.io import atomic_path, write_json
+from pipeline.params import param
+from pipeline.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +68,11 @@ def _node_reasons(
     Rules are checked in order (item, image, embedding, CLIP-T title, CLIP-T description); a
     node is counted under its first failing rule only.
     """
-    items = pl.read_parquet(work / workdir.ITEMS_CLEAN, columns=["asin"]).unique()
+    items = pl.read_parquet(workdir.items(work), columns=["asin"]).unique()
     images = pl.read_parquet(work / workdir.IMAGES, columns=["asin", "status"]).unique(
         "asin", keep="first"
     )
-    index = pl.read_parquet(work / workdir.CLIP_DIR / "index.parquet", columns=["asin"])
+    index = pl.read_parquet(work / workdir.CLIP_INDEX, columns=["asin"])
     df = (
         candidates.join(items.with_columns(has_item=pl.lit(True)), on="asin", how="left")
         .join(images, on="asin", how="left")
@@ -104,59 +109,125 @@ def _node_reasons(
     return df.select("asin", reason=reason).filter(pl.col("reason").is_not_null()).sort("asin")
 
 
+@dataclass(frozen=True)
+class FilterParams:
+    k: int = param(5, "k of the k-core")
+    min_copurchase: int = param(3, "keep edges with at least this many co-purchasing users")
+    min_clip_t: float | None = param(
+        15.0, "drop nodes whose CLIP-T (100 x cosine) is below X; none: no floor", metavar="X"
+    )
+    clip_t_percentile: float | None = param(
+        5.0,
+        "drop nodes below the P-th percentile of CLIP-T over the candidate nodes (computed "
+        "once, then used as an absolute threshold); none: no percentile cut",
+        metavar="P",
+    )
+    clip_t_fields: str = param(
+        "both",
+        "which CLIP-T must pass: title and description (both), one of them, or either",
+        choices=CLIP_T_FIELDS,
+    )
+    max_rounds: int = param(100, "give up when the fixpoint takes more rounds", cli=False)
+
+    def __post_init__(self) -> None:
+        if self.clip_t_fields not in CLIP_T_FIELDS:
+            raise StageError(f"clip_t_fields must be one of {CLIP_T_FIELDS}")
+        if self.clip_t_percentile is not None and not 0 <= self.clip_t_percentile <= 100:
+            raise StageError(f"clip_t_percentile must be in [0, 100], got {self.clip_t_percentile}")
+        if self.min_clip_t is not None and not math.isfinite(self.min_clip_t):
+            raise StageError(f"min_clip_t must be a finite number, got {self.min_clip_t}")
+        if self.k < 1 or self.min_copurchase < 1:
+            raise StageError("k and min_copurchase must be at least 1")
+
+
 def filter_fixpoint(
-    work: Path,
-    k: int = 5,
-    min_copurchase: int = 3,
-    min_clip_t: float | None = None,
-    clip_t_percentile: float | None = None,
-    clip_t_fields: str = "both",
-    max_rounds: int = 100,
+    work: Path, p: FilterParams = FilterParams(), res: Resources = Resources()
 ) -> dict:
-    """Filter the graph of ``work`` to the fixpoint; write work/final/. Returns the stats.
-
-    ``clip_t_fields``: which CLIP-T scores must reach the threshold: "both" (default),
-    "title", "desc", or "either" (a node is dropped only when both are low).
-    """
+    """Filter the graph of ``work`` to the fixpoint; write work/final/. Returns the summary
+    (the full per-round record is final/filter_stats.json)."""
     work = Path(work)
-    if clip_t_fields not in CLIP_T_FIELDS:
-        raise ValueError(f"clip_t_fields must be one of {CLIP_T_FIELDS}, got {clip_t_fields!r}")
-    if clip_t_percentile is not None and not 0 <= clip_t_percentile <= 100:
-        raise ValueError(f"clip_t_percentile must be in [0, 100], got {clip_t_percentile}")
-    if min_clip_t is not None and not math.isfinite(min_clip_t):
-        raise ValueError(f"min_clip_t must be a finite number, got {min_clip_t}")
-    if k < 1 or min_copurchase < 1:
-        raise ValueError("k and min_copurchase must be at least 1")
-    clip_dir = work / workdir.CLIP_DIR
-    for path in (
-        work / workdir.EDGES,
-        work / workdir.ITEMS_CLEAN,
-        work / workdir.IMAGES,
-        clip_dir / "index.parquet",
-        clip_dir / "scores.parquet",
-    ):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run the earlier stages first")
-
+    for rel in (workdir.EDGES, workdir.IMAGES, workdir.CLIP_INDEX, workdir.CLIP_SCORES):
+        workdir.require(work / rel, "input (run the earlier stages first)")
     edges = pl.read_parquet(work / workdir.EDGES, columns=["src_asin", "dst_asin", "weight"])
     edges_in = edges.height
-    edges = edges.filter(pl.col("weight") >= min_copurchase)
+    edges = edges.filter(pl.col("weight") >= p.min_copurchase)
     edges_kept = edges.height
     candidates = node_table(edges).select("asin")
-    scores = pl.read_parquet(clip_dir / "scores.parquet").select(
+    scores = pl.read_parquet(work / workdir.CLIP_SCORES).select(
         "asin", "clip_t_title", "clip_t_desc"
     )
     # Percentiles over the candidate nodes only, computed once (see the module docstring).
     cand_scores = scores.join(candidates, on="asin", how="semi")
-    thresholds = clip_t_thresholds(cand_scores, min_clip_t, clip_t_percentile)
-    bad = _node_reasons(work, candidates, thresholds, clip_t_fields, scores)
+    thresholds = clip_t_thresholds(cand_scores, p.min_clip_t, p.clip_t_percentile)
+    bad = _node_reasons(work, candidates, thresholds, p.clip_t_fields, scores)
+    edges, rounds, removed_rows = _fixpoint(edges, candidates, bad, p.k, p.max_rounds)
+
+    edges = edges.sort("src_asin", "dst_asin")
+    nodes = node_table(edges)
+    # The fixpoint must satisfy every rule at once; fail loudly rather than publish otherwise.
+    assert nodes.height == 0 or int(nodes["degree"].min()) >= p.k
+    assert edges.height == 0 or int(edges["weight"].min()) >= p.min_copurchase
+    assert not (set(nodes["asin"].to_list()) & set(bad["asin"].to_list()))
+    if nodes.height == 0:
+        log.warning("filter: no node survives the quality filters and the %d-core", p.k)
+
+    removed = pl.DataFrame(
+        removed_rows,
+        schema={"asin": pl.String, "round": pl.Int64, "reason": pl.String},
+        orient="row",
+    ).sort("asin")
+    for rel, df in (
+        (workdir.FINAL_NODES, nodes),
+        (workdir.FINAL_EDGES, edges),
+        (workdir.FINAL_REMOVED, removed),
+    ):
+        with atomic_path(work / rel) as tmp:
+            df.write_parquet(tmp)
+    totals = Counter(removed["reason"].to_list())
+
+    def summarise(col: str) -> dict[str, float | None]:
+        v = scores.join(nodes, on="asin", how="semi")[col].to_numpy()
+        if not len(v):
+            return {"mean": None, "std": None}
+        return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4)}
+
+    stats = {
+        "params": {
+            "k": p.k,
+            "min_copurchase": p.min_copurchase,
+            "min_clip_t": p.min_clip_t,
+            "clip_t_percentile": p.clip_t_percentile,
+            "clip_t_fields": p.clip_t_fields,
+        },
+        "thresholds": {"clip_t_title": thresholds["title"], "clip_t_desc": thresholds["desc"]},
+        "input": {
+            "edges": edges_in,
+            "edges_min_copurchase": edges_kept,
+            "nodes": candidates.height,
+        },
+        "rounds": rounds,
+        "removed": dict(sorted(totals.items())),
+        "removed_by_clip_t": totals.get("low_clip_t_title", 0) + totals.get("low_clip_t_desc", 0),
+        "nodes": nodes.height,
+        "edges": edges.height,
+        "clip_t_title": summarise("clip_t_title"),
+        "clip_t_desc": summarise("clip_t_desc"),
+    }
+    write_json(work / workdir.FILTER_STATS, stats)
+    summary = ("params", "thresholds", "removed", "removed_by_clip_t", "nodes", "edges")
+    return {key: stats[key] for key in summary} | {"rounds": len(rounds)}
+
+
+def _fixpoint(
+    edges: pl.DataFrame, candidates: pl.DataFrame, bad: pl.DataFrame, k: int, max_rounds: int
+) -> tuple[pl.DataFrame, list[dict], list[tuple[str, int, str]]]:
+    """Drop the bad nodes, then the k-core, until a round changes nothing: (edges, the
+    rounds, the removed (asin, round, reason) rows)."""
     bad_set = set(bad["asin"].to_list())
     reason_of = dict(zip(bad["asin"].to_list(), bad["reason"].to_list(), strict=True))
-
     rounds: list[dict] = []
     removed_rows: list[tuple[str, int, str]] = []
     nodes_now = set(candidates["asin"].to_list())
-    converged = False
     for rnd in range(1, max_rounds + 1):
         # Quality rules first: drop the bad nodes still present with their edges.
         drop = sorted(nodes_now & bad_set)
@@ -189,77 +260,5 @@ def filter_fixpoint(
         )  # fmt: skip
         nodes_now = after
         if not drop and not kcore_drop:
-            converged = True
-            break
-    if not converged:
-        raise RuntimeError(f"filter did not converge in {max_rounds} rounds")
-
-    edges = edges.sort("src_asin", "dst_asin")
-    nodes = node_table(edges)
-    # The fixpoint must satisfy every rule at once; fail loudly rather than publish otherwise.
-    assert nodes.height == 0 or int(nodes["degree"].min()) >= k
-    assert edges.height == 0 or int(edges["weight"].min()) >= min_copurchase
-    assert not (set(nodes["asin"].to_list()) & bad_set)
-    if nodes.height == 0:
-        log.warning("filter: no node survives the quality filters and the %d-core", k)
-
-    removed = pl.DataFrame(
-        removed_rows,
-        schema={"asin": pl.String, "round": pl.Int64, "reason": pl.String},
-        orient="row",
-    ).sort("asin")
-    totals: dict[str, int] = {}
-    for r in removed["reason"].to_list():
-        totals[r] = totals.get(r, 0) + 1
-    final_dir = work / workdir.FINAL_DIR
-    for name, df in (("nodes", nodes), ("edges", edges), ("removed_nodes", removed)):
-        with atomic_path(final_dir / f"{name}.parquet") as tmp:
-            df.write_parquet(tmp)
-
-    def summarise(col: str) -> dict[str, float | None]:
-        v = scores.join(nodes, on="asin", how="semi")[col].to_numpy()
-        if not len(v):
-            return {"mean": None, "std": None}
-        return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4)}
-
-    stats = {
-        "params": {
-            "k": k,
-            "min_copurchase": min_copurchase,
-            "min_clip_t": min_clip_t,
-            "clip_t_percentile": clip_t_percentile,
-            "clip_t_fields": clip_t_fields,
-        },
-        "thresholds": {"clip_t_title": thresholds["title"], "clip_t_desc": thresholds["desc"]},
-        "input": {
-            "edges": edges_in,
-            "edges_min_copurchase": edges_kept,
-            "nodes": candidates.height,
-        },
-        "rounds": rounds,
-        "removed": dict(sorted(totals.items())),
-        "removed_by_clip_t": totals.get("low_clip_t_title", 0) + totals.get("low_clip_t_desc", 0),
-        "nodes": nodes.height,
-        "edges": edges.height,
-        "clip_t_title": summarise("clip_t_title"),
-        "clip_t_desc": summarise("clip_t_desc"),
-    }
-    write_json(final_dir / "filter_stats.json", stats)
-    update_stats(
-        work,
-        {
-            "filter": {
-                key: stats[key]
-                for key in (
-                    "params",
-                    "thresholds",
-                    "removed",
-                    "removed_by_clip_t",
-                    "nodes",
-                    "edges",
-                )
-            }
-            | {"rounds": len(rounds)}
-        },
-    )
-    return stats
+            return edges, rounds, removed_rows
+    raise StageError(f"filter did not converge in {max_rounds} rounds")

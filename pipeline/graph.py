@@ -12,16 +12,19 @@ pipeline/graph_partitions.py runs the same build as user-hash partitions and a s
 from __future__ import annotations
 
 import logging
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipeline import workdir
-from pipeline.db import connect, count
-from pipeline.io import atomic_path, update_stats
+from pipeline.db import count, open_db
+from pipeline.errors import UserError
+from pipeline.io import atomic_path
+from pipeline.params import param
+from pipeline.resources import Resources
 from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,26 @@ log = logging.getLogger(__name__)
 # DuckDB memory_limit of the graph stage unless --memory-limit / ACMMG_DUCKDB_MEMORY say
 # otherwise: peak RSS stays near it on the 20M benchmark set (2.2 GB; 4.3 GB without it).
 DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    min_copurchase: int = param(3, "keep item pairs bought by at least this many distinct users")
+    k: int = param(5, "k of the k-core")
+    max_items_per_user: int | None = param(
+        None, "drop users with more than N distinct items", metavar="N"
+    )
+    usable_items_only: bool | None = param(
+        None,
+        "restrict purchases to the cleaned items (default: when items_clean.parquet exists)",
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        if self.min_copurchase < 1 or self.k < 1:
+            raise UserError("min_copurchase and k must be at least 1")
+        if self.max_items_per_user is not None and self.max_items_per_user < 2:
+            raise UserError("max_items_per_user must be at least 2")
 
 
 def pair_instances(con: duckdb.DuckDBPyConnection, table: str = "baskets") -> int:
@@ -91,16 +114,10 @@ def node_table(edges: pl.DataFrame) -> pl.DataFrame:
     return ends.group_by("asin").agg(degree=pl.len().cast(pl.Int64)).sort("asin")
 
 
-def open_graph_db(
-    work: Path,
-    memory_limit: str | None = None,
-    temp_directory: str | None = None,
-    threads: int | None = None,
-) -> duckdb.DuckDBPyConnection:
-    """The graph stage's DuckDB: ``memory_limit`` defaults to ACMMG_DUCKDB_MEMORY, else
-    ``DEFAULT_MEMORY_LIMIT``; spills under ``work/.duckdb_tmp``."""
-    memory_limit = memory_limit or os.environ.get("ACMMG_DUCKDB_MEMORY") or DEFAULT_MEMORY_LIMIT
-    return connect(memory_limit, temp_directory or Path(work) / ".duckdb_tmp", threads)
+def open_graph_db(work: Path, res: Resources = Resources()) -> duckdb.DuckDBPyConnection:
+    """The graph stage's DuckDB: ``DEFAULT_MEMORY_LIMIT`` unless ``res`` or
+    ACMMG_DUCKDB_MEMORY say otherwise; spills under ``work/.duckdb_tmp``."""
+    return open_db(work, res, DEFAULT_MEMORY_LIMIT)
 
 
 def purchases_view(
@@ -129,46 +146,30 @@ def purchases_view(
     }
 
 
-def build_graph(
-    work: Path,
-    min_copurchase: int = 3,
-    k: int = 5,
-    max_items_per_user: int | None = None,
-    memory_limit: str | None = None,
-    temp_directory: str | None = None,
-    threads: int | None = None,
-    usable_items_only: bool | None = None,
-    progress: bool = False,
-) -> dict:
+def build_graph(work: Path, p: GraphParams = GraphParams(), res: Resources = Resources()) -> dict:
     """``reviews.parquet`` (+ ``items_clean.parquet``) -> bipartite, edges, nodes; stats.
 
-    ``usable_items_only`` (default: when items_clean.parquet exists) restricts purchases to
-    items that passed the quality rules, so dropped items never enter the graph.
-    ``memory_limit`` defaults to ACMMG_DUCKDB_MEMORY, else ``DEFAULT_MEMORY_LIMIT``.
+    Purchases are restricted to the items that passed the quality rules (``items_clean``,
+    when it exists), so dropped items never enter the graph.
     """
     work = Path(work)
-    check_params(min_copurchase, k)
-    con = open_graph_db(work, memory_limit, temp_directory, threads)
-    bar = _stage_bar(progress, ["bipartite", "prune", "project", "k-core", "write"])
-    stats = purchases_view(con, work, usable_items_only)
-    stats.update(graph_core(con, min_copurchase, k, max_items_per_user, bar, work))
-    write_graph(con, work, stats, min_copurchase, k)
+    workdir.require(work / workdir.REVIEWS, "reviews (run the ingest stage)")
+    con = open_graph_db(work, res)
+    bar = _stage_bar(res.progress, ["bipartite", "prune", "project", "k-core", "write"])
+    stats = purchases_view(con, work, p.usable_items_only)
+    stats.update(graph_core(con, p.min_copurchase, p.k, p.max_items_per_user, bar, work))
+    write_graph(con, work, stats, p.min_copurchase, p.k)
     _advance(bar)
     if bar is not None:
         bar.close()
     return stats
 
 
-def check_params(min_copurchase: int, k: int) -> None:
-    if min_copurchase < 1 or k < 0:
-        raise ValueError("min_copurchase must be >= 1 and k >= 0")
-
-
 def write_graph(
     con: duckdb.DuckDBPyConnection, work: Path, stats: dict, min_copurchase: int, k: int
 ) -> None:
-    """Table ``core`` -> edges.parquet and nodes.parquet; ``stats`` (completed with the
-    parameters) into stats.json."""
+    """Table ``core`` -> edges.parquet and nodes.parquet; ``stats`` completed with the
+    parameters."""
     stats["min_copurchase"] = min_copurchase
     stats["k"] = k
     _write_graph(con, work)
@@ -183,7 +184,6 @@ def write_graph(
         stats["nodes"],
         stats["edges"],
     )
-    update_stats(work, stats)
 
 
 def graph_core(

@@ -27,16 +27,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pipeline import workdir
 from pipeline.db import count
-from pipeline.graph import (
-    check_params,
-    finish,
-    open_graph_db,
-    prepare,
-    purchases_view,
-    write_graph,
-)
+from pipeline.errors import StageError
+from pipeline.graph import GraphParams, finish, open_graph_db, prepare, purchases_view, write_graph
 from pipeline.io import atomic_path, read_json, write_json
+from pipeline.resources import Resources
 from pipeline.sql import execute_script, quote_literal
 
 log = logging.getLogger(__name__)
@@ -45,9 +41,7 @@ PREP = "prepare.json"
 ITEM_IDS = "item_ids.parquet"
 
 
-def partition_dir(work: Path, partitions: int) -> Path:
-    """Where the partitioned build of ``work`` keeps its intermediate files."""
-    return Path(work) / "shards" / f"graph-{partitions:03d}"
+partition_dir = workdir.graph_partition_dir
 
 
 def baskets_file(work: Path, part: int, partitions: int) -> Path:
@@ -75,28 +69,22 @@ def _lit(path: Path) -> str:
 def _prepared(work: Path, partitions: int) -> dict:
     path = partition_dir(work, partitions) / PREP
     if not path.exists():
-        raise FileNotFoundError(f"{path}: run prepare_partitions for {partitions} partitions first")
+        raise StageError(f"{path}: run prepare_partitions for {partitions} partitions first")
     return read_json(path)
 
 
 def prepare_partitions(
-    work: Path,
-    partitions: int,
-    min_copurchase: int = 3,
-    max_items_per_user: int | None = None,
-    memory_limit: str | None = None,
-    threads: int | None = None,
-    usable_items_only: bool | None = None,
+    work: Path, p: GraphParams, partitions: int, res: Resources = Resources()
 ) -> dict:
     """``reviews.parquet`` -> ``bipartite.parquet``, the item ids and P basket files; returns
     the stats so far (also kept in the partition directory for the merge)."""
     work = Path(work)
-    check_params(min_copurchase, 0)
     _check(partitions)
     out = partition_dir(work, partitions)
     out.mkdir(parents=True, exist_ok=True)
-    con = open_graph_db(work, memory_limit, threads=threads)
-    stats = purchases_view(con, work, usable_items_only)
+    con = open_graph_db(work, res)
+    min_copurchase, max_items_per_user = p.min_copurchase, p.max_items_per_user
+    stats = purchases_view(con, work, p.usable_items_only)
     stats.update(prepare(con, min_copurchase, max_items_per_user, work, partitions=partitions))
     with atomic_path(out / ITEM_IDS) as tmp:
         con.execute(
@@ -120,17 +108,13 @@ def prepare_partitions(
 
 
 def project_partition(
-    work: Path,
-    part: int,
-    partitions: int,
-    memory_limit: str | None = None,
-    threads: int | None = None,
+    work: Path, p: GraphParams, part: int, partitions: int, res: Resources = Resources()
 ) -> dict:
     """One basket file -> its (i, j, c) partial counts, in buckets by i mod ``partitions``."""
     work = Path(work)
     _check(partitions, part)
     _prepared(work, partitions)
-    con = open_graph_db(work, memory_limit, threads=threads)
+    con = open_graph_db(work, res)
     src = baskets_file(work, part, partitions)
     con.execute(f"CREATE TEMP VIEW kept_baskets AS SELECT * FROM read_parquet({_lit(src)})")
     execute_script(con, "pair_instances")
@@ -156,11 +140,7 @@ def project_partition(
 
 
 def merge_bucket(
-    work: Path,
-    bucket: int,
-    partitions: int,
-    memory_limit: str | None = None,
-    threads: int | None = None,
+    work: Path, p: GraphParams, bucket: int, partitions: int, res: Resources = Resources()
 ) -> dict:
     """Bucket ``bucket`` of every partition's counts, summed -> the pairs >= min_copurchase."""
     work = Path(work)
@@ -172,13 +152,13 @@ def merge_bucket(
         if not d.is_dir()
     ]
     if missing:
-        raise FileNotFoundError(f"partitions not projected yet: {', '.join(missing)}")
+        raise StageError(f"partitions not projected yet: {', '.join(missing)}")
     files = sorted(
         f
         for p in range(partitions)
         for f in (pairs_dir(work, p, partitions) / f"bucket={bucket}").glob("*.parquet")
     )
-    con = open_graph_db(work, memory_limit, threads=threads)
+    con = open_graph_db(work, res)
     if files:
         listed = ", ".join(_lit(f) for f in files)
         con.execute(
@@ -194,29 +174,24 @@ def merge_bucket(
 
 
 def merge_partitions(
-    work: Path,
-    partitions: int,
-    min_copurchase: int = 3,
-    k: int = 5,
-    memory_limit: str | None = None,
-    threads: int | None = None,
+    work: Path, p: GraphParams, partitions: int, res: Resources = Resources()
 ) -> dict:
-    """The kept pairs of every bucket -> k-core -> edges.parquet, nodes.parquet and
-    stats.json, as ``build_graph`` writes them; returns the stats."""
+    """The kept pairs of every bucket -> k-core -> edges.parquet and nodes.parquet, as
+    ``build_graph`` writes them; returns the same stats."""
     work = Path(work)
-    check_params(min_copurchase, k)
+    min_copurchase, k = p.min_copurchase, p.k
     _check(partitions)
     prep = _prepared(work, partitions)
     if prep["min_copurchase"] != min_copurchase:
-        raise ValueError(
+        raise StageError(
             f"{partition_dir(work, partitions) / PREP} was prepared for min_copurchase "
             f"{prep['min_copurchase']}, not {min_copurchase}: prepare again"
         )
     files = [kept_file(work, b, partitions) for b in range(partitions)]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
-        raise FileNotFoundError(f"buckets not merged yet: {', '.join(missing)}")
-    con = open_graph_db(work, memory_limit, threads=threads)
+        raise StageError(f"buckets not merged yet: {', '.join(missing)}")
+    con = open_graph_db(work, res)
     ids = partition_dir(work, partitions) / ITEM_IDS
     con.execute(f"CREATE TEMP TABLE item_ids AS SELECT * FROM read_parquet({_lit(ids)})")
     listed = ", ".join(_lit(f) for f in files)
@@ -229,19 +204,13 @@ def merge_partitions(
 
 
 def build_graph_partitioned(
-    work: Path,
-    partitions: int,
-    min_copurchase: int = 3,
-    k: int = 5,
-    max_items_per_user: int | None = None,
-    memory_limit: str | None = None,
-    threads: int | None = None,
+    work: Path, p: GraphParams, partitions: int, res: Resources = Resources()
 ) -> dict:
     """Every step in this process, one after another (for tests and the benchmark; the
     build-category flow runs the partitions and the buckets as parallel tasks)."""
-    prepare_partitions(work, partitions, min_copurchase, max_items_per_user, memory_limit, threads)
+    prepare_partitions(work, p, partitions, res)
     for part in range(partitions):
-        project_partition(work, part, partitions, memory_limit, threads)
+        project_partition(work, p, part, partitions, res)
     for bucket in range(partitions):
-        merge_bucket(work, bucket, partitions, memory_limit, threads)
-    return merge_partitions(work, partitions, min_copurchase, k, memory_limit, threads)
+        merge_bucket(work, p, bucket, partitions, res)
+    return merge_partitions(work, p, partitions, res)

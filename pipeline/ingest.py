@@ -1,4 +1,7 @@
-"""Ingest: raw dumps -> canonical ``reviews.parquet`` and ``items.parquet`` (DuckDB).
+"""Ingest: the fetched dumps -> canonical ``reviews.parquet`` and ``items.parquet`` (DuckDB).
+
+The fetch stage (``pipeline.sources.stage``) has put a local copy of every input in place and
+listed them in ``sources.json``; ingest reads those copies and never the network.
 
 Every file is read by DuckDB in one streaming pass. JSON lines are read as text lines and
 parsed with ``json_transform`` against an explicit schema, rather than with read_ndjson's
@@ -11,13 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from pipeline import workdir
-from pipeline.db import connect
-from pipeline.io import atomic_path, update_stats
+from pipeline.db import open_db
+from pipeline.errors import UserError
+from pipeline.io import atomic_path
+from pipeline.params import param
+from pipeline.resources import Resources
 from pipeline.sources.detect import (
     FORMATS,
     FormatError,
@@ -26,6 +33,7 @@ from pipeline.sources.detect import (
     head_records,
 )
 from pipeline.sources.fetch import Source, fetch
+from pipeline.sources.stage import load_sources
 from pipeline.sql import load_sql, quote_literal
 
 log = logging.getLogger(__name__)
@@ -34,8 +42,18 @@ LINE_DELIM = "\x1f"  # never appears unescaped in valid JSON, so a line stays on
 REJECT_SAMPLE_PER_REASON = 20
 
 
-class IngestError(RuntimeError):
+class IngestError(UserError):
     """A file cannot be read at all; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    format: str = param(
+        "auto",
+        "input format; auto detects it from the name and the first records",
+        choices=("auto", *FORMATS),
+    )
+    verified_only: bool = param(False, "use verified purchases only")
 
 
 def _lines_view(con: duckdb.DuckDBPyConnection, src: Source, layout: str, tag: str) -> None:
@@ -159,12 +177,11 @@ def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) ->
         )
 
 
-def _resolve(
-    uris: list[str], fmt: str, cache_dir: Path | None, progress: bool
-) -> list[tuple[Source, str]]:
+def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
+    """Each source with its format (detected when ``fmt`` is auto)."""
     out = []
-    for uri in uris:
-        src = fetch(uri, cache_dir, progress=progress)
+    for src in sources:
+        uri = src.uri
         try:
             f = detect_format(src.path) if fmt == "auto" else fmt
             if f in ("2023", "2018"):
@@ -209,23 +226,19 @@ def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
 
 
 def ingest_items(
-    meta: list[str],
-    work: Path,
-    fmt: str = "auto",
-    cache_dir: Path | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-    progress: bool = False,
+    meta: list[str], work: Path, fmt: str = "auto", cache_dir: Path | None = None
 ) -> Path:
-    """Metadata dumps -> ``work/items.parquet`` (one row per asin). Returns its path."""
+    """Metadata dumps (fetched here) -> ``work/items.parquet`` (one row per asin), for the
+    image stage on a graph built without metadata. Returns its path."""
     work = Path(work)
-    stats = _ingest_items(meta, work, fmt, cache_dir, con or connect(), progress)
-    update_stats(work, stats)
+    sources = [fetch(uri, cache_dir) for uri in meta]
+    _ingest_items(sources, work, fmt, open_db(work))
     return work / workdir.ITEMS
 
 
-def _ingest_items(meta, work, fmt, cache_dir, con, progress) -> dict:
-    sources = _resolve(meta, fmt, cache_dir, progress)
-    stage_dir = work / ".staging"
+def _ingest_items(meta: list[Source], work: Path, fmt: str, con) -> dict:
+    sources = _resolve(meta, fmt)
+    stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
     staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir)
     _staged_view(con, staged)
@@ -261,24 +274,18 @@ def _append_rejects(work: Path, sample: list[dict]) -> None:
         tmp.write_text(old + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample))
 
 
-def ingest(
-    reviews: list[str],
-    meta: list[str] | None,
-    work: Path,
-    fmt: str = "auto",
-    verified_only: bool = False,
-    cache_dir: Path | None = None,
-    memory_limit: str | None = None,
-    temp_directory: str | None = None,
-    progress: bool = False,
-) -> dict:
-    """Review (and optional metadata) dumps -> canonical tables in ``work``; returns stats."""
+def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resources()) -> dict:
+    """The dumps listed in ``work/sources.json`` -> canonical tables in ``work``; returns the
+    stats."""
     work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
+    listed = load_sources(work)
+    if not listed["reviews"]:
+        raise UserError(f"{work / workdir.SOURCES} lists no review dump")
     (work / workdir.REJECTS).unlink(missing_ok=True)
-    con = connect(memory_limit, temp_directory or work / ".duckdb_tmp")
-    sources = _resolve(reviews, fmt, cache_dir, progress)
-    stage_dir = work / ".staging"
+    con = open_db(work, res)
+    fmt, verified_only = p.format, p.verified_only
+    sources = _resolve(listed["reviews"], fmt)
+    stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
     staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir)
     _staged_view(con, staged)
@@ -307,12 +314,11 @@ def ingest(
         "reviews_kept": kept,
         "sources": [s.fingerprint() for s, _ in sources],
     }
-    if meta:
+    if listed["meta"]:
         meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
-        stats.update(_ingest_items(meta, work, meta_fmt, cache_dir, con, progress))
+        stats.update(_ingest_items(listed["meta"], work, meta_fmt, con))
     shutil.rmtree(stage_dir, ignore_errors=True)
-    update_stats(work, stats)
     return stats
 
 
-__all__ = ["IngestError", "ingest", "ingest_items"]
+__all__ = ["IngestError", "IngestParams", "ingest", "ingest_items"]

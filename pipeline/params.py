@@ -18,7 +18,9 @@ from typing import Any, Literal, Union
 
 def param(default: Any = dataclasses.MISSING, help: str = "", **meta: Any) -> Any:
     """A dataclass field with its help text. ``meta`` may hold ``flag`` (the CLI flag, default
-    ``--field-name``), ``metavar``, ``choices`` and ``cli=False`` (not a CLI flag)."""
+    ``--field-name``), ``metavar``, ``choices``, ``cli=False`` (not a CLI flag),
+    ``key=False`` (does not change the result, so not part of the stage's cache key) and
+    ``setting=False`` (set by the runner, not a build setting a user may override)."""
     kwargs: dict[str, Any] = {"metadata": {"help": help, **meta}}
     if isinstance(default, list | dict | set):
         kwargs["default_factory"] = lambda d=default: type(d)(d)

@@ -48,6 +48,7 @@ Rules for the awkward cases:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,29 @@ from threadpoolctl import threadpool_limits
 
 from pipeline import db, workdir
 from pipeline.errors import UserError
-from pipeline.io import atomic_path, update_stats, write_json
+from pipeline.io import atomic_path, write_json
+from pipeline.params import param
+from pipeline.resources import Resources
 from pipeline.sql import load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
 INTRA_TEXT = "These two items represent the same product. Align their features accordingly."
 
-RELATIONS_JSON = "relations.json"
-EDGE_RELATIONS = "edge_relations.parquet"
-USER_CLUSTERS = "user_clusters.parquet"
+
+@dataclass(frozen=True)
+class RelationsParams:
+    relations_k: int = param(10, "number of user clusters (relation types)", flag="--k")
+    seed: int = param(0, "KMeans seed")
+    minibatch_threshold: int = param(
+        200_000, "MiniBatchKMeans above this many distinct user vectors", cli=False
+    )
+    sample_silhouette: int = param(10_000, "users sampled for the silhouette", cli=False)
+
+    def __post_init__(self) -> None:
+        if self.relations_k < 1:
+            raise UserError(f"k must be at least 1, got {self.relations_k}")
+
 
 TIERS = ("dominant", "secondary", "moderate", "low", "minimal")
 # Base tier from a class's share relative to the centroid's top share.
@@ -310,15 +324,11 @@ def _silhouette(
 
 
 def _input_paths(work: Path) -> dict[str, Path]:
-    final = work / workdir.FINAL_DIR
+    nodes, edges = workdir.final_graph(work)
     paths = {
         "bipartite": work / workdir.BIPARTITE,
-        "edges": final / workdir.EDGES
-        if (final / workdir.EDGES).exists()
-        else work / workdir.EDGES,
-        "nodes": final / workdir.NODES
-        if (final / workdir.NODES).exists()
-        else work / workdir.NODES,
+        "edges": edges,
+        "nodes": nodes,
         "classes": work / workdir.CLASSES,
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
@@ -368,22 +378,17 @@ def _user_matrix(counts: pl.DataFrame, class_ids: list[int]) -> tuple[pl.Series,
 
 
 def build_relations(
-    work: Path,
-    k: int = 10,
-    seed: int = 0,
-    minibatch_threshold: int = 200_000,
-    sample_silhouette: int = 10_000,
+    work: Path, p: RelationsParams = RelationsParams(), res: Resources = Resources()
 ) -> dict:
     """Cluster users, write relation texts and per-edge relations; return the summary.
 
     See the module docstring for the inputs, outputs and the rules for edge cases.
     """
     work = Path(work)
-    if k < 1:
-        raise UserError(f"k must be at least 1, got {k}")
+    k, seed = p.relations_k, p.seed
+    minibatch_threshold, sample_silhouette = p.minibatch_threshold, p.sample_silhouette
     paths = _input_paths(work)
-    out_dir = work / workdir.RELATIONS_DIR
-    con = db.connect()
+    con = db.open_db(work, res)
     try:
         for view, path in paths.items():
             con.execute(
@@ -422,7 +427,7 @@ def build_relations(
         silhouette, sil_n = _silhouette(points, inverse, labels, sample_silhouette, seed)
 
         clusters = pl.DataFrame({"user_id": users, "cluster": user_labels}).sort("user_id")
-        with atomic_path(out_dir / USER_CLUSTERS) as tmp:
+        with atomic_path(work / workdir.USER_CLUSTERS) as tmp:
             clusters.write_parquet(tmp, compression="zstd", statistics=False)
         con.register("user_clusters", clusters.to_arrow())
         edges = con.sql(load_sql("edge_relations.sql")).pl()
@@ -444,7 +449,7 @@ def build_relations(
         pl.col("relation_id").cast(pl.Int64),
         pl.col("relation_users").cast(pl.Int64),
     )
-    with atomic_path(out_dir / EDGE_RELATIONS) as tmp:
+    with atomic_path(work / workdir.EDGE_RELATIONS) as tmp:
         edge_out.write_parquet(tmp, compression="zstd", statistics=False)
 
     stats: dict[str, Any] = {
@@ -482,10 +487,9 @@ def build_relations(
         for c in range(n_rel)
     ]
     write_json(
-        out_dir / RELATIONS_JSON,
+        work / workdir.RELATIONS_JSON,
         {"intra_text": INTRA_TEXT, "relations": relations, "stats": stats},
     )
-    update_stats(work, {"relations": stats})
     log.info(
         "relations: %d users in %d clusters, %d edges (%d by fallback), silhouette %s",
         len(users),

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
+from pipeline import stats as build_stats
 from pipeline import workdir
 
 SUBCATS = {
@@ -197,17 +198,18 @@ def make_work(
             json.dumps({"relations": {str(i): f"relation {i}" for i in range(3)}}, indent=2)
         )
 
-    (work / workdir.STATS).write_text(
-        json.dumps(
-            {
-                "reviews_read": len(rows),
-                "edges": len(pairs),
-                "sources": {"reviews": {"path": "Demo.jsonl.gz", "sha256": "ab" * 32}},
-                "clip": {"nodes": n, "model": "acmmg-tiny"},
-            },
-            indent=2,
-        )
+    # What the ingest, graph and embed stages would have recorded.
+    build_stats.record(
+        work,
+        "ingest",
+        "",
+        {
+            "reviews_read": len(rows),
+            "sources": {"reviews": {"path": "Demo.jsonl.gz", "sha256": "ab" * 32}},
+        },
     )
+    build_stats.record(work, "graph", "", {"edges": len(pairs)})
+    build_stats.record(work, "embed", "clip", {"nodes": n, "model": "acmmg-tiny"})
     return {
         "asins": asins,
         "cats": cats,

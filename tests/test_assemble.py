@@ -14,13 +14,15 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.classes import choose_classes
+from pipeline.classes import ClassesParams
 from pipeline.errors import UserError
 from pipeline.io import sha256_file
-from pipeline.publish.assemble import assemble_category, content_version
+from pipeline.publish.assemble import AssembleParams, assemble_category, content_version
 from pipeline.publish.card import PLOTS, sample_subgraph
 from pipeline.publish.dgl_format import read_dgl_graph
 from pipeline.reviews_select import select_reviews
+from pipeline.runner import run_stage
+from pipeline.stages import CLASSES
 from tests.assemble_fixtures import make_work
 
 N = 60
@@ -33,16 +35,20 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("assemble")
     work = root / "work"
     info = make_work(work, n=N)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
     mp = pytest.MonkeyPatch()
     mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
     try:
         params = {"k": 5, "min_copurchase": 3, "clip_t_min": 20.0}
         out1 = assemble_category(
-            work, root / "out1" / "Electronics", "Electronics", params, shard_rows=25
+            work,
+            root / "out1" / "Electronics",
+            AssembleParams(category="Electronics", build_params=params, shard_rows=25),
         )
         out2 = assemble_category(
-            work, root / "out2" / "Electronics", "Electronics", params, shard_rows=25
+            work,
+            root / "out2" / "Electronics",
+            AssembleParams(category="Electronics", build_params=params, shard_rows=25),
         )
     finally:
         mp.undo()
@@ -229,9 +235,11 @@ def test_build_time_only_in_manifest(built: dict, tmp_path: Path, monkeypatch) -
     out = assemble_category(
         built["work"],
         tmp_path / "Electronics",
-        "Electronics",
-        {"k": 5, "min_copurchase": 3, "clip_t_min": 20.0},
-        shard_rows=25,
+        AssembleParams(
+            category="Electronics",
+            build_params={"k": 5, "min_copurchase": 3, "clip_t_min": 20.0},
+            shard_rows=25,
+        ),
     )
     a, b = _files(built["out"]), _files(out)
     assert [k for k in a if a[k] != b[k]] == ["manifest.json"]
@@ -288,7 +296,7 @@ def test_replaces_existing_folder_and_failures_leave_nothing(built: dict, tmp_pa
     out = tmp_path / "Electronics"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    assemble_category(built["work"], out, "Electronics", shard_rows=1000)
+    assemble_category(built["work"], out, AssembleParams(category="Electronics", shard_rows=1000))
     assert not (out / "stale.txt").exists()
     assert (out / "node_attributes" / "node_attributes_0.parquet").exists()
     assert not (out / "node_attributes" / "node_attributes_1.parquet").exists()
@@ -297,11 +305,11 @@ def test_replaces_existing_folder_and_failures_leave_nothing(built: dict, tmp_pa
     # A work dir whose image is missing from the store: clear error, no folder, no temp dir.
     work = tmp_path / "broken"
     make_work(work, n=N, relations=False)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
     victim = next((work / "image_store").rglob("*.jpg"))
     victim.unlink()
     with pytest.raises(UserError, match="missing from the store"):
-        assemble_category(work, tmp_path / "pub" / "Broken", "Broken")
+        assemble_category(work, tmp_path / "pub" / "Broken", AssembleParams(category="Broken"))
     assert list((tmp_path / "pub").iterdir()) == []
 
 
@@ -309,9 +317,9 @@ def test_without_relations_and_stale_classes(tmp_path: Path) -> None:
     work = tmp_path / "work"
     make_work(work, n=N, relations=False)
     with pytest.raises(UserError, match="classes stage"):
-        assemble_category(work, tmp_path / "out", "X")
-    choose_classes(work, min_classes=2, min_items_per_class=5)
-    out = assemble_category(work, tmp_path / "out", "X")
+        assemble_category(work, tmp_path / "out", AssembleParams(category="X"))
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    out = assemble_category(work, tmp_path / "out", AssembleParams(category="X"))
     edges = pl.read_parquet(out / "edges.parquet")
     assert edges.columns == ["src", "dst", "weight"]
     assert not (out / "relations.json").exists()
@@ -321,18 +329,18 @@ def test_without_relations_and_stale_classes(tmp_path: Path) -> None:
         work / "classes.parquet"
     )
     with pytest.raises(UserError, match="stale"):
-        assemble_category(work, tmp_path / "out2", "X")
+        assemble_category(work, tmp_path / "out2", AssembleParams(category="X"))
 
 
 def test_image_store_corruption_is_detected(tmp_path: Path) -> None:
     work = tmp_path / "work"
     make_work(work, n=N, relations=False)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
     victim = next((work / "image_store").rglob("*.jpg"))
     victim.write_bytes(victim.read_bytes()[:-10])
     assert hashlib.sha256(victim.read_bytes()).hexdigest() != victim.stem
     with pytest.raises(UserError, match="corrupt"):
-        assemble_category(work, tmp_path / "out", "X")
+        assemble_category(work, tmp_path / "out", AssembleParams(category="X"))
 
 
 @pytest.mark.dgl

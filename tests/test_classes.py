@@ -11,6 +11,7 @@ import pytest
 
 from pipeline.classes import (
     OTHER,
+    ClassesParams,
     assign_labels,
     choose_classes,
     class_index,
@@ -20,6 +21,10 @@ from pipeline.classes import (
     select_level,
 )
 from pipeline.errors import UserError
+from pipeline.publish.assemble import AssembleParams
+from pipeline.runner import run_stage
+from pipeline.stages import CLASSES
+from pipeline.stats import merged
 from tests.assemble_fixtures import make_work
 
 
@@ -81,7 +86,7 @@ def test_class_index_sorted_other_last() -> None:
 
 def test_choose_classes_writes_work_files(tmp_path: Path) -> None:
     make_work(tmp_path, n=60)
-    res = choose_classes(tmp_path, min_classes=2, min_items_per_class=5)
+    res, _ = run_stage(CLASSES, tmp_path, ClassesParams(min_classes=2, min_items_per_class=5))
     assert res["level"] == 1 and res["automatic"]
     assert res["num_classes"] == 4 and res["nodes"] == 60
     classes = pl.read_parquet(tmp_path / "classes.parquet")
@@ -91,21 +96,23 @@ def test_choose_classes_writes_work_files(tmp_path: Path) -> None:
     assert mapping == {"0": "Audio", "1": "Cables", "2": "Cameras", "3": "Storage"}
     for c, name in classes.select("class", "class_name").iter_rows():
         assert mapping[str(c)] == name
-    stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["classes"]["level"] == 1
-    assert stats["reviews_read"] > 0  # other stages' counters kept
+    stats = merged(tmp_path)
+    assert stats["classes"] == res  # the stage's record
+    assert stats["reviews_read"] > 0  # beside the other stages' counters
 
 
 def test_choose_classes_fixed_level_merges_rare_into_other(tmp_path: Path) -> None:
     make_work(tmp_path, n=60)
-    res = choose_classes(tmp_path, level=2, min_classes=2, min_items_per_class=5)
+    res = choose_classes(
+        tmp_path, ClassesParams(taxonomy_level=2, min_classes=2, min_items_per_class=5)
+    )
     assert res["level"] == 2 and not res["automatic"]
     mapping = json.loads((tmp_path / "node_categories.json").read_text())
     assert mapping[str(len(mapping) - 1)] == OTHER
     assert res["other_items"] > 0
     assert sum(res["class_sizes"].values()) == 60
     with pytest.raises(UserError, match="out of range"):
-        choose_classes(tmp_path, level=3)
+        choose_classes(tmp_path, ClassesParams(taxonomy_level=3))
 
 
 def _add_satellites(work: Path, asins: list[str]) -> None:
@@ -142,10 +149,16 @@ def test_choose_classes_drop_recomputes_the_k_core(tmp_path: Path) -> None:
     info = make_work(tmp_path, n=60)
     _add_satellites(tmp_path, info["asins"])
     # With "other", R goes to Other and both satellites stay.
-    res = choose_classes(tmp_path, level=1, min_classes=2, min_items_per_class=5)
+    res = choose_classes(
+        tmp_path, ClassesParams(taxonomy_level=1, min_classes=2, min_items_per_class=5)
+    )
     assert res["nodes"] == 62 and res["other_items"] == 1
     # With "drop", R is dropped and S falls out of the recomputed 5-core (degree 4).
-    res = choose_classes(tmp_path, level=1, min_classes=2, min_items_per_class=5, rare="drop", k=5)
+    res, _ = run_stage(
+        CLASSES,
+        tmp_path,
+        ClassesParams(taxonomy_level=1, min_classes=2, min_items_per_class=5, rare="drop", k=5),
+    )
     assert (res["dropped_items"], res["dropped_by_kcore"], res["nodes"]) == (1, 1, 60)
     classes = pl.read_parquet(tmp_path / "classes.parquet")
     assert sorted(classes["asin"].to_list()) == sorted(info["asins"])
@@ -153,7 +166,7 @@ def test_choose_classes_drop_recomputes_the_k_core(tmp_path: Path) -> None:
     # The assemble step publishes exactly those nodes, with min degree >= 5.
     from pipeline.publish.assemble import assemble_category
 
-    out = assemble_category(tmp_path, tmp_path / "pub", "Electronics")
+    out = assemble_category(tmp_path, tmp_path / "pub", AssembleParams(category="Electronics"))
     edges = pl.read_parquet(out / "edges.parquet")
     deg = pl.concat([edges["src"], edges["dst"]]).value_counts()
     assert deg.height == 60 and deg["count"].min() >= 5
@@ -167,6 +180,6 @@ def test_choose_classes_rejects_bad_input(tmp_path: Path) -> None:
         choose_classes(tmp_path)
     make_work(tmp_path, n=60)
     with pytest.raises(UserError, match="rare must be"):
-        choose_classes(tmp_path, rare="keep")
+        choose_classes(tmp_path, ClassesParams(rare="keep"))
     with pytest.raises(UserError, match="no category level"):
-        choose_classes(tmp_path, min_classes=20, min_items_per_class=5)
+        choose_classes(tmp_path, ClassesParams(min_classes=20, min_items_per_class=5))

@@ -14,6 +14,12 @@ from safetensors.torch import save_file
 
 from pipeline import clip, workdir
 from pipeline.cli import main
+from pipeline.clip import EmbedParams
+from pipeline.clip import encode as clip_encode
+from pipeline.clip import stage as clip_stage
+from pipeline.runner import run_stage
+from pipeline.stages import EMBED
+from pipeline.stats import merged
 from tests.clip_fixtures import asin, random_edges, write_graph, write_images, write_items
 
 TINY = {"model": clip.TINY_MODEL, "pretrained": None, "device": "cpu"}
@@ -42,7 +48,9 @@ def inputs(tmp_path_factory) -> Path:
 def embedded(inputs, tmp_path_factory) -> tuple[Path, dict]:
     work = tmp_path_factory.mktemp("clip_embedded") / "w"
     shutil.copytree(inputs, work)
-    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=2)
+    stats = clip.embed_work(
+        work, EmbedParams(**TINY, precision="fp32", batch_size=8, num_workers=2)
+    )
     return work, stats
 
 
@@ -132,7 +140,7 @@ def test_embed_work_outputs(embedded, tiny):
     skipped = NO_ITEM | set(BAD_IMAGE)
     assert stats["candidates"] == N and stats["embedded"] == N - len(skipped)
     assert stats["skipped_no_item"] == 2 and stats["skipped_image_not_ok"] == 3
-    assert stats["image_decode_failed"] == 0 and not stats["reused"]
+    assert stats["image_decode_failed"] == 0
     assert index.schema == {"asin": pl.String, "row": pl.Int64}
     assert index["asin"].to_list() == sorted(index["asin"]) and not set(index["asin"]) & skipped
     assert index["row"].to_list() == list(range(index.height))
@@ -170,7 +178,7 @@ def test_embed_work_outputs(embedded, tiny):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["model"]["model"] == clip.TINY_MODEL and meta["model"]["precision"] == "fp32"
     assert not (out / ".parts").exists()
-    assert json.loads((work / "stats.json").read_text())["clip"]["embedded"] == index.height
+    assert stats["embedded"] == index.height
 
 
 def test_rerun_reuses_and_fresh_run_is_byte_identical(embedded, inputs, tmp_path):
@@ -179,23 +187,28 @@ def test_rerun_reuses_and_fresh_run_is_byte_identical(embedded, inputs, tmp_path
     files = ["index.parquet", "scores.parquet", "meta.json"] + [f"{k}.npy" for k in clip.KINDS]
     before = {f: (out / f).read_bytes() for f in files}
     mtimes = {f: (out / f).stat().st_mtime_ns for f in files}
-    again = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=2)
-    assert again["reused"]
+    p = EmbedParams(**TINY, precision="fp32", batch_size=8, num_workers=2)
+    run_stage(EMBED, work, p)
+    mtimes = {f: (out / f).stat().st_mtime_ns for f in files}
+    again, cached = run_stage(EMBED, work, p)  # the stage's stamp: nothing recomputed
+    assert cached and again == merged(work)["clip"]
     assert {f: (out / f).stat().st_mtime_ns for f in files} == mtimes
     fresh = tmp_path / "w"
     shutil.copytree(inputs, fresh)
-    clip.embed_work(fresh, **TINY, precision="fp32", batch_size=8, num_workers=0)
+    clip.embed_work(fresh, EmbedParams(**TINY, precision="fp32", batch_size=8, num_workers=0))
     for f in files:
         assert (fresh / workdir.CLIP_DIR / f).read_bytes() == before[f], f
     # Another model setting is not reused.
-    other = clip.embed_work(fresh, **TINY, precision="fp32", batch_size=8, num_workers=0, seed=1)
-    assert not other["reused"]
+    _, cached = run_stage(
+        EMBED, fresh, EmbedParams(**TINY, precision="fp32", batch_size=8, weights_seed=1)
+    )
+    assert not cached
 
 
 def test_interrupted_run_resumes_from_finished_parts(inputs, tmp_path, monkeypatch):
     work = tmp_path / "w"
     shutil.copytree(inputs, work)
-    monkeypatch.setattr(clip, "PART_ROWS", 8)
+    monkeypatch.setattr(clip_stage, "PART_ROWS", 8)
     real = clip.encode_images
     calls = []
 
@@ -205,21 +218,25 @@ def test_interrupted_run_resumes_from_finished_parts(inputs, tmp_path, monkeypat
             raise KeyboardInterrupt("simulated kill")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(clip, "encode_images", failing)
+    monkeypatch.setattr(clip_encode, "encode_images", failing)
     with pytest.raises(KeyboardInterrupt):
-        clip.embed_work(work, **TINY, precision="fp32", batch_size=4, num_workers=0)
+        clip.embed_work(work, EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0))
     parts = list((work / workdir.CLIP_DIR / ".parts").glob("*/image_*.npy"))
     assert len(parts) == 2 and not (work / workdir.CLIP_DIR / "meta.json").exists()
 
     calls.clear()
-    monkeypatch.setattr(clip, "encode_images", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
-    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    monkeypatch.setattr(
+        clip_encode, "encode_images", lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+    )
+    stats = clip.embed_work(
+        work, EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0)
+    )
     n_parts = -(-stats["embedded"] // 8)
     assert len(calls) == n_parts - 2
-    monkeypatch.setattr(clip, "encode_images", real)
+    monkeypatch.setattr(clip_encode, "encode_images", real)
     clean = tmp_path / "clean"
     shutil.copytree(inputs, clean)
-    clip.embed_work(clean, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    clip.embed_work(clean, EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0))
     for k in clip.KINDS:
         np.testing.assert_array_equal(
             np.load(work / workdir.CLIP_DIR / f"{k}.npy"),
@@ -231,7 +248,9 @@ def test_undecodable_image_is_counted_and_left_out(inputs, tmp_path):
     work = tmp_path / "w"
     shutil.copytree(inputs, work)
     store_path(work, asin(7)).write_bytes(b"not a jpeg at all")
-    stats = clip.embed_work(work, **TINY, precision="fp32", batch_size=8, num_workers=0)
+    stats = clip.embed_work(
+        work, EmbedParams(**TINY, precision="fp32", batch_size=8, num_workers=0)
+    )
     assert stats["image_decode_failed"] == 1
     index = pl.read_parquet(work / workdir.CLIP_DIR / "index.parquet")
     assert asin(7) not in index["asin"].to_list()
@@ -302,7 +321,7 @@ def test_cli_embed_runs_the_filter_and_reports(inputs, tmp_path, capsys):
     rc = main(
         ["embed", "--work", str(work), "--model", clip.TINY_MODEL, "--pretrained", "none",
          "--device", "cpu", "--batch-size", "16", "--num-workers", "0",
-         "--clip-t-percentile", "10"]
+         "--clip-t-percentile", "10", "--min-clip-t", "none"]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
@@ -313,7 +332,9 @@ def test_cli_embed_runs_the_filter_and_reports(inputs, tmp_path, capsys):
     fstats = json.loads((work / workdir.FINAL_DIR / "filter_stats.json").read_text())
     assert fstats["params"]["clip_t_percentile"] == 10
     assert fstats["removed_by_clip_t"] > 0
-    rc = main(["filter", "--work", str(work), "--min-clip-t", "-100"])
+    rc = main(
+        ["filter", "--work", str(work), "--min-clip-t", "-100", "--clip-t-percentile", "none"]
+    )
     assert rc == 0 and "0 nodes filtered by CLIP-T" in capsys.readouterr().out
 
 
@@ -321,7 +342,7 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     rc = main(
         ["embed", "--work", str(tmp_path), "--model", clip.TINY_MODEL, "--pretrained", "none"]
     )
-    assert rc == 2 and "is missing" in capsys.readouterr().err
+    assert rc == 2 and "missing input" in capsys.readouterr().err
     rc = main(["filter", "--work", str(tmp_path), "--clip-t-percentile", "150"])
     assert rc == 2 and "clip_t_percentile" in capsys.readouterr().err
 
@@ -332,17 +353,21 @@ def test_sharded_parts_then_assembly_equal_one_plain_run(inputs, tmp_path, monke
     plain, sharded = tmp_path / "plain", tmp_path / "sharded"
     shutil.copytree(inputs, plain)
     shutil.copytree(inputs, sharded)
-    clip.embed_work(plain, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    clip.embed_work(plain, EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0))
     for i in range(3):
         out = clip.embed_work(
-            sharded, **TINY, precision="fp32", batch_size=4, num_workers=0, shard=(i, 3)
+            sharded,
+            EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0),
+            shard=(i, 3),
         )
         assert out["shard"] == [i, 3]
         assert not (sharded / workdir.CLIP_DIR / "meta.json").exists()
     calls = []
     real = clip.encode_images
-    monkeypatch.setattr(clip, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
-    clip.embed_work(sharded, **TINY, precision="fp32", batch_size=4, num_workers=0)
+    monkeypatch.setattr(
+        clip_encode, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    clip.embed_work(sharded, EmbedParams(**TINY, precision="fp32", batch_size=4, num_workers=0))
     assert not calls  # every part was done by a shard
     files = ["index.parquet", "scores.parquet"] + [f"{k}.npy" for k in clip.KINDS]
     for f in files:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.classes import ClassesParams
+from pipeline.publish.assemble import AssembleParams
 from pipeline.publish.dgl_format import HEADER_SIZE, read_dgl_graph, write_dgl_graph
 from tests.publish_fixtures import build_category_folder
 
@@ -117,8 +119,10 @@ def test_assembled_published_downloaded_folder_loads_in_dgl(tmp_path, consumer_p
 
     work = tmp_path / "work"
     make_work(work, n=48, seed=2)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
-    folder = assemble_category(work, work / "publish" / "Electronics", "Electronics", {})
+    choose_classes(work, ClassesParams(min_classes=2, min_items_per_class=5))
+    folder = assemble_category(
+        work, work / "publish" / "Electronics", AssembleParams(category="Electronics")
+    )
     version = publish_folder(folder, "Electronics", str(tmp_path / "target"))
     server = FaultyServer(tmp_path / "target").start()
     try:

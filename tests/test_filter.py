@@ -13,8 +13,17 @@ import polars as pl
 import pytest
 
 from pipeline import workdir
-from pipeline.filter import filter_fixpoint
+from pipeline.errors import StageError
+from pipeline.filter import FilterParams, filter_fixpoint
 from tests.clip_fixtures import asin, random_edges, write_graph, write_images, write_items
+
+
+def _full_filter(work, **settings) -> dict:
+    """The filter with no CLIP-T cut unless asked; its full record (filter_stats.json)."""
+    filter_fixpoint(
+        work, FilterParams(**{"min_clip_t": None, "clip_t_percentile": None} | settings)
+    )
+    return json.loads((work / workdir.FILTER_STATS).read_text())
 
 
 def write_scores(work: Path, scores: dict[str, tuple[float, float]]) -> None:
@@ -93,7 +102,7 @@ def test_fixpoint_matches_networkx_on_random_graphs(tmp_path, seed):
         tmp_path, edges, scores, no_item=no_item,
         image_status={**dict.fromkeys(placeholder, "placeholder"), **dict.fromkeys(failed, "failed")},
     )  # fmt: skip
-    stats = filter_fixpoint(tmp_path, min_clip_t=24.0)
+    stats = _full_filter(tmp_path, min_clip_t=24.0)
     got, _ = check_fixpoint(tmp_path)
     low = {a for a, (t, d) in scores.items() if t < 24.0 or d < 24.0}
     bad = no_item | placeholder | failed | no_emb | low
@@ -127,7 +136,7 @@ def test_cascade_and_reasons_by_hand(tmp_path):
     scores = {a: (30.0, 30.0) for a in core + ring}
     scores[asin(10)] = (10.0, 30.0)
     make_work(tmp_path, edges, scores)
-    stats = filter_fixpoint(tmp_path, min_clip_t=20.0)
+    stats = _full_filter(tmp_path, min_clip_t=20.0)
     nodes, final_edges = check_fixpoint(tmp_path)
     assert nodes["asin"].to_list() == core and nodes["degree"].to_list() == [6] * 7
     assert final_edges.height == 21
@@ -142,7 +151,7 @@ def test_cascade_and_reasons_by_hand(tmp_path):
         "low_clip_t_title"
     )
     # Without any CLIP-T threshold the ring survives.
-    stats = filter_fixpoint(tmp_path)
+    stats = _full_filter(tmp_path)
     assert stats["nodes"] == 13 and stats["removed_by_clip_t"] == 0
     assert stats["thresholds"] == {"clip_t_title": None, "clip_t_desc": None}
 
@@ -161,15 +170,13 @@ def test_clip_t_fields_modes(tmp_path):
     make_work(tmp_path, edges, scores)
     dropped = {}
     for mode in ("both", "title", "desc", "either"):
-        filter_fixpoint(tmp_path, min_clip_t=20.0, clip_t_fields=mode)
+        _full_filter(tmp_path, min_clip_t=20.0, clip_t_fields=mode)
         kept = set(pl.read_parquet(tmp_path / workdir.FINAL_DIR / "nodes.parquet")["asin"])
         dropped[mode] = set(core) - kept
     assert dropped["both"] == {asin(0), asin(1), asin(2)}
     assert dropped["title"] == {asin(0), asin(2)}
     assert dropped["desc"] == {asin(1), asin(2)}
     assert dropped["either"] == {asin(2)}
-    with pytest.raises(ValueError, match="clip_t_fields"):
-        filter_fixpoint(tmp_path, clip_t_fields="all")
 
 
 def test_percentile_threshold_is_computed_once_over_candidates(tmp_path):
@@ -186,7 +193,7 @@ def test_percentile_threshold_is_computed_once_over_candidates(tmp_path):
     )
     title = np.array([scores[a][0] for a in sorted(cand)])
     desc = np.array([scores[a][1] for a in sorted(cand)])
-    stats = filter_fixpoint(tmp_path, clip_t_percentile=20)
+    stats = _full_filter(tmp_path, clip_t_percentile=20)
     th = stats["thresholds"]
     assert th["clip_t_title"] == pytest.approx(np.percentile(title, 20))
     assert th["clip_t_desc"] == pytest.approx(np.percentile(desc, 20))
@@ -197,7 +204,7 @@ def test_percentile_threshold_is_computed_once_over_candidates(tmp_path):
     assert set(got["asin"]) == set(oracle(edges, good, 5, 3).nodes)
     assert got.height > 0 and len(stats["rounds"]) == 2
     # The larger of the absolute and the percentile threshold wins.
-    stats = filter_fixpoint(tmp_path, clip_t_percentile=20, min_clip_t=31.0)
+    stats = _full_filter(tmp_path, clip_t_percentile=20, min_clip_t=31.0)
     assert stats["thresholds"]["clip_t_title"] == 31.0
     assert stats["thresholds"]["clip_t_desc"] == pytest.approx(max(31.0, np.percentile(desc, 20)))
 
@@ -210,8 +217,8 @@ def test_output_is_a_fixpoint_and_deterministic(tmp_path):
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     make_work(a_dir, edges, scores, image_status={nodes[0]: "placeholder"})
     shutil.copytree(a_dir, b_dir)
-    filter_fixpoint(a_dir, clip_t_percentile=10)
-    filter_fixpoint(b_dir, clip_t_percentile=10)
+    _full_filter(a_dir, clip_t_percentile=10)
+    _full_filter(b_dir, clip_t_percentile=10)
     for f in ("nodes.parquet", "edges.parquet", "removed_nodes.parquet", "filter_stats.json"):
         assert (a_dir / "final" / f).read_bytes() == (b_dir / "final" / f).read_bytes(), f
     # Filtering the result again with the thresholds it used changes nothing in one round.
@@ -219,11 +226,12 @@ def test_output_is_a_fixpoint_and_deterministic(tmp_path):
     again = tmp_path / "again"
     shutil.copytree(a_dir, again)
     shutil.copy(a_dir / "final" / "edges.parquet", again / workdir.EDGES)
-    st = filter_fixpoint(again, min_clip_t=None, clip_t_percentile=None)
+    st = _full_filter(again, min_clip_t=None, clip_t_percentile=None)
     assert len(st["rounds"]) == 1 and st["nodes"] == fstats["nodes"]
     assert st["removed"] == {}
-    summary = json.loads((a_dir / "stats.json").read_text())["filter"]
+    summary = filter_fixpoint(a_dir, FilterParams(min_clip_t=None, clip_t_percentile=10))
     assert summary["nodes"] == fstats["nodes"] and summary["params"]["clip_t_percentile"] == 10
+    assert summary["rounds"] == len(fstats["rounds"])
 
 
 def test_missing_image_row_and_embedding_are_reasons(tmp_path):
@@ -235,15 +243,17 @@ def test_missing_image_row_and_embedding_are_reasons(tmp_path):
     )
     scores = {a: (30.0, 30.0) for a in core if a != asin(1)}
     make_work(tmp_path, edges, scores, no_image_row={asin(0)})
-    stats = filter_fixpoint(tmp_path)
+    stats = _full_filter(tmp_path)
     assert stats["removed"] == {"image_missing": 1, "no_embedding": 1}
     assert stats["nodes"] == 6
 
 
 def test_bad_arguments_and_missing_inputs(tmp_path):
-    with pytest.raises(ValueError, match="percentile"):
-        filter_fixpoint(tmp_path, clip_t_percentile=101)
-    with pytest.raises(ValueError):
-        filter_fixpoint(tmp_path, min_clip_t=float("nan"))
-    with pytest.raises(FileNotFoundError, match="edges.parquet"):
-        filter_fixpoint(tmp_path)
+    with pytest.raises(StageError, match="percentile"):
+        FilterParams(clip_t_percentile=101)
+    with pytest.raises(StageError, match="finite"):
+        FilterParams(min_clip_t=float("nan"))
+    with pytest.raises(StageError, match="clip_t_fields"):
+        FilterParams(clip_t_fields="all")
+    with pytest.raises(StageError, match="edges.parquet"):
+        _full_filter(tmp_path)

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.graph import build_graph, k_core, node_table
+from pipeline.graph import GraphParams, build_graph, k_core, node_table
 
 
 def _oracle(purchases: list[tuple[str, str]], min_copurchase: int, k: int) -> set:
@@ -65,7 +65,7 @@ def _work_from(purchases, tmp_path):
 def test_graph_equals_networkx_oracle(seed, min_copurchase, k, tmp_path):
     purchases = _random_purchases(seed)
     work = _work_from(purchases, tmp_path)
-    stats = build_graph(work, min_copurchase=min_copurchase, k=k)
+    stats = build_graph(work, GraphParams(min_copurchase=min_copurchase, k=k))
     edges = pl.read_parquet(work / "edges.parquet")
     got = set(edges.select(["src_asin", "dst_asin", "weight"]).iter_rows())
     assert got == _oracle(purchases, min_copurchase, k)
@@ -113,8 +113,8 @@ def test_k_core_function_matches_networkx():
 def test_max_items_per_user(tmp_path):
     purchases = _random_purchases(3) + [("bot", f"i{i:03d}") for i in range(30)]
     work = _work_from(purchases, tmp_path)
-    full = build_graph(work, k=1)
-    stats = build_graph(work, k=1, max_items_per_user=20)
+    full = build_graph(work, GraphParams(k=1))
+    stats = build_graph(work, GraphParams(k=1, max_items_per_user=20))
     assert stats["max_items_users_removed"] >= 1
     n_bot = len({i for u, i in purchases if u == "bot"})
     assert stats["max_items_pair_instances_removed"] >= n_bot * (n_bot - 1) // 2

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.graph import build_graph
+from pipeline.errors import StageError
+from pipeline.graph import GraphParams, build_graph
 from pipeline.graph_partitions import (
     build_graph_partitioned,
     kept_file,
@@ -21,13 +22,14 @@ from pipeline.graph_partitions import (
 )
 from tests.test_graph import _random_purchases, _work_from
 
-OUTPUTS = ("edges.parquet", "nodes.parquet", "bipartite.parquet", "stats.json")
+OUTPUTS = ("edges.parquet", "nodes.parquet", "bipartite.parquet")
+P = GraphParams()
 
 
 def _twin(src, dst):
     """A copy of a work directory holding only the graph stage's inputs."""
     dst.mkdir(parents=True)
-    for name in ("reviews.parquet", "items_clean.parquet", "stats.json"):
+    for name in ("reviews.parquet", "items_clean.parquet"):
         if (src / name).exists():
             shutil.copy(src / name, dst / name)
     return dst
@@ -43,8 +45,8 @@ def _same_outputs(a, b) -> None:
 def test_partitioned_equals_single_machine(seed, partitions, tmp_path):
     single = _work_from(_random_purchases(seed), tmp_path / "single")
     parted = _twin(single, tmp_path / "parted")
-    want = build_graph(single, min_copurchase=2, k=3)
-    got = build_graph_partitioned(parted, partitions, min_copurchase=2, k=3)
+    want = build_graph(single, GraphParams(min_copurchase=2, k=3))
+    got = build_graph_partitioned(parted, GraphParams(min_copurchase=2, k=3), partitions)
     assert got == want
     _same_outputs(single, parted)
     # Users are split, each to one partition: the partial counts add up to every pair
@@ -84,45 +86,44 @@ def test_partitioned_with_clean_items_and_heavy_users(sample_dir, tmp_path):
     )
     single = tmp_path / "single"
     parted = _twin(single, tmp_path / "parted")
-    # The CLI wrote stats.json after its graph; start the twin from the same stats.
+    # The CLI wrote the whole build's stats.json; the graph's part must match.
     want = json.loads((single / "stats.json").read_text())
-    got = build_graph_partitioned(parted, 5, max_items_per_user=12)
+    got = build_graph_partitioned(parted, GraphParams(max_items_per_user=12), 5)
     assert got["purchases_of_unusable_items"] > 0 and got["max_items_users_removed"] > 0
     assert got["edges"] > 100
     assert got.items() <= want.items()
-    assert json.loads((parted / "stats.json").read_text()) == want
     _same_outputs(single, parted)
 
 
 def test_empty_partitions_and_buckets_and_a_rerun(tmp_path):
     work = _work_from(_random_purchases(2), tmp_path / "w")
     single = _twin(work, tmp_path / "single")
-    want = build_graph(single, min_copurchase=2, k=2)
+    want = build_graph(single, GraphParams(min_copurchase=2, k=2))
     partitions = 50  # more partitions than items, so some buckets are empty
-    assert build_graph_partitioned(work, partitions, min_copurchase=2, k=2) == want
+    assert build_graph_partitioned(work, GraphParams(min_copurchase=2, k=2), partitions) == want
     empty = [p for p in range(partitions) if not any(pairs_dir(work, p, partitions).iterdir())]
     assert empty
     assert pl.read_parquet(kept_file(work, partitions - 1, partitions)).height == 0
     # Running again over the finished intermediate files gives the same bytes.
-    assert build_graph_partitioned(work, partitions, min_copurchase=2, k=2) == want
+    assert build_graph_partitioned(work, GraphParams(min_copurchase=2, k=2), partitions) == want
     _same_outputs(single, work)
 
 
 def test_partition_steps_check_their_inputs(tmp_path):
     work = _work_from(_random_purchases(1), tmp_path / "w")
-    with pytest.raises(FileNotFoundError, match="prepare_partitions"):
-        project_partition(work, 0, 2)
+    with pytest.raises(StageError, match="prepare_partitions"):
+        project_partition(work, P, 0, 2)
     with pytest.raises(ValueError, match="part 2 of 2"):
-        project_partition(work, 2, 2)
-    prepare_partitions(work, 2, min_copurchase=3)
-    project_partition(work, 0, 2)
-    with pytest.raises(FileNotFoundError, match="pairs-001"):
-        merge_bucket(work, 0, 2)
-    project_partition(work, 1, 2)
-    merge_bucket(work, 0, 2)
-    with pytest.raises(FileNotFoundError, match="kept-001"):
-        merge_partitions(work, 2)
-    merge_bucket(work, 1, 2)
-    with pytest.raises(ValueError, match="prepared for min_copurchase 3"):
-        merge_partitions(work, 2, min_copurchase=2)
-    assert merge_partitions(work, 2)["min_copurchase"] == 3
+        project_partition(work, P, 2, 2)
+    prepare_partitions(work, P, 2)
+    project_partition(work, P, 0, 2)
+    with pytest.raises(StageError, match="pairs-001"):
+        merge_bucket(work, P, 0, 2)
+    project_partition(work, P, 1, 2)
+    merge_bucket(work, P, 0, 2)
+    with pytest.raises(StageError, match="kept-001"):
+        merge_partitions(work, P, 2)
+    merge_bucket(work, P, 1, 2)
+    with pytest.raises(StageError, match="prepared for min_copurchase 3"):
+        merge_partitions(work, GraphParams(min_copurchase=2), 2)
+    assert merge_partitions(work, P, 2)["min_copurchase"] == 3

@@ -312,9 +312,8 @@ def test_every_case_gets_its_status(first_run, cases) -> None:
     assert by["A21_redirect_private"]["error"].endswith("non-public address 10.1.2.3")
     assert by["P0"]["error"] == "image shared by 7 items"
     assert by["A30_dup_a"]["sha256"] == by["A31_dup_b"]["sha256"]  # 2 <= threshold: kept
-    # Summary and stats.json agree.
-    stats = json.loads((work / "stats.json").read_text())["images"]
-    assert {k: v for k, v in summary.items() if k != "this_run"} == stats
+    # The stage's stats are the summary without what this one invocation did.
+    stats = {k: v for k, v in summary.items() if k != "this_run"}
     assert stats["candidates"] == len(cases)
     assert stats["placeholder"] == 7 and stats["placeholder_images"] == 1
     n_ok = sum(1 for _, st in cases.values() if st == "ok")

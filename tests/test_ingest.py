@@ -10,10 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.ingest import IngestError, ingest
+from pipeline.ingest import IngestError
 from pipeline.sources.detect import detect_format
 from pipeline.sources.fetch import FetchError, fetch
 from tests.httpserver import FaultyServer
+from tests.stage_helpers import ingest_dumps
 
 
 def _review(user="U1", asin="A1", rating=5.0, ts=1_600_000_000_000, **kw) -> dict:
@@ -44,7 +45,7 @@ def _write_lines(path: Path, lines: list[str | bytes]) -> Path:
 def test_real_2018_5core_sample(raw_dir, tmp_path):
     f = raw_dir / "ooethanoo_2018_5core" / "All_Beauty_5.json"
     assert detect_format(f) == "2018"
-    stats = ingest([str(f)], None, tmp_path)
+    stats = ingest_dumps([str(f)], None, tmp_path)
     n_lines = sum(1 for _ in f.open())
     assert stats["reviews_read"] == n_lines
     assert stats["reviews_rejected"] == 0
@@ -61,7 +62,7 @@ def test_real_2018_meta_array_and_csv(raw_dir, tmp_path):
     csv = raw_dir / "gsmvoid_2018_electronics_ratings" / "Electronics0.csv"
     assert detect_format(csv) == "csv"
     assert detect_format(meta) == "2018"
-    stats = ingest([str(csv)], [str(meta)], tmp_path)
+    stats = ingest_dumps([str(csv)], [str(meta)], tmp_path)
     assert stats["items_in_metadata"] == 10
     items = pl.read_parquet(tmp_path / "items.parquet")
     assert items["categories"][0].to_list()[0] == "Gift Cards"
@@ -74,13 +75,13 @@ def test_parquet_bipartite_input(tmp_path):
     f = tmp_path / "r.parquet"
     pl.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 10]}).write_parquet(f)
     assert detect_format(f) == "parquet"
-    stats = ingest([str(f)], None, tmp_path / "w")
+    stats = ingest_dumps([str(f)], None, tmp_path / "w")
     assert stats["reviews_kept"] == 3  # (2, 10) twice is one purchase
     assert stats["duplicates_dropped"] == 1
 
 
 def test_2023_sample_gz_and_planted_defects(sample_dir, tmp_path):
-    stats = ingest(
+    stats = ingest_dumps(
         [str(sample_dir / "Demo.jsonl.gz")], [str(sample_dir / "meta_Demo.jsonl.gz")], tmp_path
     )
     assert detect_format(sample_dir / "Demo.jsonl.gz") == "2023"
@@ -116,7 +117,7 @@ def test_cleaning_rules_and_malformed_lines(tmp_path):
         "[1, 2, 3]",
     ]
     f = _write_lines(tmp_path / "r.jsonl", lines)
-    stats = ingest([str(f)], None, tmp_path / "w", fmt="2023")
+    stats = ingest_dumps([str(f)], None, tmp_path / "w", fmt="2023")
     assert stats["rejected_by_reason"] == {
         "bad_json": 2,
         "missing_user": 1,
@@ -137,7 +138,7 @@ def test_cleaning_rules_and_malformed_lines(tmp_path):
     enc = [json.loads(r) for r in rejects if json.loads(r)["reason"] == "encoding"]
     assert enc[0]["line"] == 11  # CSV-level rejects know their line
 
-    stats = ingest([str(f)], None, tmp_path / "v", fmt="2023", verified_only=True)
+    stats = ingest_dumps([str(f)], None, tmp_path / "v", fmt="2023", verified_only=True)
     assert stats["unverified_dropped"] == 1
     assert pl.read_parquet(tmp_path / "v" / "reviews.parquet")["user_id"].to_list() == ["U1"]
 
@@ -146,13 +147,13 @@ def test_not_json_at_all_stops_with_file_and_line(tmp_path):
     f = tmp_path / "reviews.jsonl"
     f.write_text("user,item,rating\n" * 50)
     with pytest.raises(IngestError, match=r"reviews\.jsonl.*line 1"):
-        ingest([str(f)], None, tmp_path / "w", fmt="2023")
+        ingest_dumps([str(f)], None, tmp_path / "w", fmt="2023")
     with pytest.raises(IngestError, match=r"reviews\.jsonl"):
-        ingest([str(f)], None, tmp_path / "w")
+        ingest_dumps([str(f)], None, tmp_path / "w")
     binary = tmp_path / "blob.jsonl"
     binary.write_bytes(bytes(range(256)) * 100)
     with pytest.raises(IngestError, match="blob.jsonl"):
-        ingest([str(binary)], None, tmp_path / "w")
+        ingest_dumps([str(binary)], None, tmp_path / "w")
 
 
 def test_truncated_gzip_stops_with_file_and_byte(tmp_path):
@@ -161,7 +162,7 @@ def test_truncated_gzip_stops_with_file_and_byte(tmp_path):
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(IngestError, match=r"cut\.jsonl\.gz: truncated or corrupt gzip.*byte \d+"):
-        ingest([str(cut)], None, tmp_path / "w")
+        ingest_dumps([str(cut)], None, tmp_path / "w")
 
 
 def test_http_download_resumes_after_dropped_connection(tmp_path):
@@ -179,7 +180,7 @@ def test_http_download_resumes_after_dropped_connection(tmp_path):
         ranges = [r for m, p, r in srv.requests if m == "GET"]
         assert ranges[0] is None and ranges[1] and ranges[1].startswith("bytes=")
         assert src.path.read_bytes() == (root / "Cat.jsonl.gz").read_bytes()
-        stats = ingest(
+        stats = ingest_dumps(
             [f"{srv.url}/Cat.jsonl.gz"], None, tmp_path / "w", cache_dir=tmp_path / "cache"
         )
         assert stats["reviews_read"] == 3000

@@ -245,12 +245,12 @@ def test_s3_via_cli_and_env_storage_options(folder, tmp_path, s3_options, monkey
 
 
 def test_cli_publish_assembles_a_workdir_first(tmp_path, capsys):
-    from pipeline.classes import choose_classes
+    from pipeline.classes import ClassesParams, choose_classes
     from tests.assemble_fixtures import make_work
 
     work = tmp_path / "work"
     make_work(work, n=30, seed=5, relations=False)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
+    choose_classes(work, ClassesParams(min_classes=2, min_items_per_class=5))
     target = tmp_path / "target"
     rc = cli_main(
         ["publish", "--category", "Electronics", "--from", str(work), "--to", str(target)]

@@ -22,6 +22,7 @@ from pipeline.io import read_json, sha256_file
 from pipeline.relations import (
     INTRA_TEXT,
     TIERS,
+    RelationsParams,
     _describe,
     build_relations,
     relation_text,
@@ -110,7 +111,7 @@ def planted_work(tmp_path_factory):
     work = tmp_path_factory.mktemp("planted")
     purchases, edges, item_class, group = planted()
     write_work(work, purchases, edges, item_class, CLASS_NAMES)
-    stats = build_relations(work, k=4, seed=0)
+    stats = build_relations(work, RelationsParams(relations_k=4, seed=0))
     return work, stats, group, purchases
 
 
@@ -179,8 +180,7 @@ def test_edge_relations_match_brute_force(planted_work):
     assert [r["edges"] for r in rel["relations"]] == [counts[i] for i in range(stats["k"])]
     assert sum(stats["edge_shares"]) == pytest.approx(1, abs=1e-5)
     assert stats["edges_fallback"] == 0
-    whole = read_json(work / "stats.json")
-    assert whole["relations"] == rel["stats"]
+    assert stats == rel["stats"]
 
 
 def brute_force(purchases, cluster, er, ties: list | None = None) -> dict:
@@ -219,7 +219,7 @@ def test_small_inputs_ties_single_buyers_and_orphan_edge(tmp_path):
         edges = [(a, b) for a, b in itertools.combinations(items[:11], 2)]
         edges.append(("A00", "A11"))  # A11 is bought by nobody: an orphan edge
         write_work(work, purchases, edges, item_class, names)
-        stats = build_relations(work, k=3, seed=trial)
+        stats = build_relations(work, RelationsParams(relations_k=3, seed=trial))
         uc = dict(pl.read_parquet(work / "relations" / "user_clusters.parquet").iter_rows())
         assert "single1" not in uc and "single2" not in uc
         assert stats["users_single_purchase"] == 2
@@ -250,7 +250,7 @@ def test_fewer_classes_than_k(tmp_path, caplog):
     item_class = {a: c for a, c in item_class.items() if a in keep}
     write_work(tmp_path, purchases, edges, item_class, CLASS_NAMES[:3])
     with caplog.at_level(logging.INFO, logger="pipeline.relations"):
-        stats = build_relations(tmp_path, k=10)
+        stats = build_relations(tmp_path, RelationsParams(relations_k=10))
     assert stats["k_requested"] == 10 and stats["k"] == 3
     assert "k reduced from 10 to 3" in caplog.text
     rel = read_json(tmp_path / "relations" / "relations.json")
@@ -261,7 +261,7 @@ def test_identical_vectors_give_one_cluster_and_fallback_to_unfiltered_graph(tmp
     """All users share one class mix: k shrinks to 1; work/edges.parquet used without final/."""
     purchases = [(f"u{i}", a) for i in range(5) for a in ("A", "B")]
     write_work(tmp_path, purchases, [("A", "B")], {"A": 0, "B": 1}, ["Dogs", "Cats"], final=False)
-    stats = build_relations(tmp_path, k=10)
+    stats = build_relations(tmp_path, RelationsParams(relations_k=10))
     assert stats["k"] == 1 and stats["silhouette"] is None
     er = pl.read_parquet(tmp_path / "relations" / "edge_relations.parquet")
     assert er.rows() == [("A", "B", 0, 5)]
@@ -273,7 +273,7 @@ def test_byte_identical_reruns(tmp_path):
     for run in ("a", "b"):
         work = tmp_path / run
         write_work(work, purchases, edges, item_class, CLASS_NAMES)
-        build_relations(work, k=5, seed=1)
+        build_relations(work, RelationsParams(relations_k=5, seed=1))
         digests.append(
             [
                 sha256_file(work / "relations" / name)
@@ -286,7 +286,9 @@ def test_byte_identical_reruns(tmp_path):
 def test_minibatch_path(tmp_path):
     purchases, edges, item_class, group = planted(seed=2, users_per_group=80)
     write_work(tmp_path, purchases, edges, item_class, CLASS_NAMES)
-    stats = build_relations(tmp_path, k=4, minibatch_threshold=10, sample_silhouette=50)
+    stats = build_relations(
+        tmp_path, RelationsParams(relations_k=4, minibatch_threshold=10, sample_silhouette=50)
+    )
     assert stats["algorithm"] == "minibatch_kmeans" and stats["silhouette_sample"] == 50
     uc = pl.read_parquet(tmp_path / "relations" / "user_clusters.parquet")
     assert adjusted_rand_score([group[u] for u in uc["user_id"]], uc["cluster"]) > 0.7
@@ -303,7 +305,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="no user bought two"):
         build_relations(tmp_path)
     with pytest.raises(UserError, match="k must be"):
-        build_relations(tmp_path, k=0)
+        build_relations(tmp_path, RelationsParams(relations_k=0))
 
 
 def test_relation_text_tiers_and_style():

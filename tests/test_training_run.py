@@ -214,15 +214,17 @@ def test_schedule_and_early_stopping():
 
 def test_assembled_folder(tmp_path, monkeypatch, capsys):
     """Train on a folder written by the real assemble stage (our published layout)."""
-    from pipeline.classes import choose_classes
-    from pipeline.publish.assemble import assemble_category
+    from pipeline.classes import ClassesParams, choose_classes
+    from pipeline.publish.assemble import AssembleParams, assemble_category
     from tests.assemble_fixtures import make_work
 
     work = tmp_path / "work"
     make_work(work, n=60)
-    choose_classes(work, min_classes=2, min_items_per_class=5)
+    choose_classes(work, ClassesParams(min_classes=2, min_items_per_class=5))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    folder = assemble_category(work, tmp_path / "pub" / "Electronics", "Electronics", {})
+    folder = assemble_category(
+        work, tmp_path / "pub" / "Electronics", AssembleParams(category="Electronics")
+    )
     run = tmp_path / "run"
     assert (
         _cli(

@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("categories", help="list the category registry")
@@ -74,7 +76,7 @@ def run_categories(args: argparse.Namespace) -> int:
 
     reg = load_registry()
     if args.json:
-        print(json.dumps({k: v.__dict__ for k, v in reg.items()}, indent=2))
+        print(json.dumps({k: v.to_json() for k, v in reg.items()}, indent=2))
         return 0
     print(f"{'slug':30} {'Amazon 2023 file':28} {'schedule':14} papers")
     for slug, cat in reg.items():
@@ -83,8 +85,6 @@ def run_categories(args: argparse.Namespace) -> int:
 
 
 def _overrides(pairs: list[str]) -> dict:
-    from pipeline.errors import UserError
-
     out = {}
     for pair in pairs:
         if "=" not in pair:
@@ -98,6 +98,21 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extra) -> int:
+    from pipeline.build import plan
+
+    overrides = _overrides(args.set)
+    # Every name and value is checked here, before a Prefect server starts or work runs.
+    plan(
+        category,
+        publish_to=publish_to,
+        work_root=args.work_root,
+        overrides=overrides,
+        device=args.device,
+        checkpoint=args.checkpoint,
+        **extra,
+    )
+    if args.shards is not None and args.shards < 1:
+        raise UserError("--shards must be at least 1")
     # Without PREFECT_API_URL, Prefect starts a temporary local server; give it time on a
     # small, busy machine, and send nothing anywhere.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -109,7 +124,7 @@ def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extr
         category,
         publish_to=publish_to,
         work_root=args.work_root,
-        overrides=_overrides(args.set),
+        overrides=overrides,
         device=args.device,
         checkpoint=args.checkpoint,
         task_runner=args.task_runner,

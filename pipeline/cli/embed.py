@@ -1,8 +1,9 @@
 """CLI: ``acmmg embed`` (CLIP embeddings + CLIP-T, then the filter) and ``acmmg filter``.
 
 ``embed`` runs the quality-filter fixpoint at its end (skip with ``--no-filter``); ``filter``
-re-runs only the fixpoint, e.g. with other thresholds, reusing the embeddings.
-torch and open_clip are imported only when a command runs, so ``acmmg --help`` stays fast.
+re-runs only the fixpoint, e.g. with other thresholds, reusing the embeddings. Both run the
+declared stages (``pipeline.stages``), so a rerun with unchanged inputs and settings reuses
+the finished work. torch and open_clip are imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -12,34 +13,11 @@ import sys
 from pathlib import Path
 
 
-def _add_filter_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("quality filter")
-    g.add_argument(
-        "--min-clip-t",
-        type=float,
-        metavar="X",
-        help="drop nodes whose CLIP-T (100 x cosine) is below X",
-    )
-    g.add_argument(
-        "--clip-t-percentile",
-        type=float,
-        metavar="P",
-        help="drop nodes below the P-th percentile of CLIP-T over the candidate "
-        "nodes (computed once, then used as an absolute threshold)",
-    )
-    g.add_argument(
-        "--clip-t-fields",
-        default="both",
-        choices=("both", "title", "desc", "either"),
-        help="which CLIP-T must pass: title and description (both, default), one "
-        "of them, or either",
-    )
-    g.add_argument("--k", type=int, default=5, help="k of the k-core")
-    g.add_argument("--min-copurchase", type=int, default=3,
-                   help="keep edges with at least this many co-purchasing users")  # fmt: skip
-
-
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.cli.args import add_params
+    from pipeline.clip.params import EmbedParams
+    from pipeline.filter import FilterParams
+
     e = sub.add_parser(
         "embed",
         help="CLIP embeddings and CLIP-T scores for the graph's nodes, then the quality filter",
@@ -48,31 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "recompute the k-core until nothing changes (skip with --no-filter).",
     )
     e.add_argument("--work", required=True, type=Path, help="work directory")
-    e.add_argument("--model", default="ViT-B-32", help="open_clip model name")
-    e.add_argument(
-        "--pretrained",
-        default="openai",
-        help="open_clip pretrained tag ('none' for random weights, seeded)",
-    )
-    e.add_argument(
-        "--checkpoint",
-        type=Path,
-        metavar="PATH",
-        help="local weights file (for --model) or open_clip model folder with "
-        "open_clip_config.json; overrides --pretrained",
-    )
-    e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    e.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "fp32", "amp-bf16", "bf16", "amp-fp16", "fp16"),
-        help="auto: fp16 autocast on CUDA, bf16 weights on CPUs with native bf16, else fp32",
-    )
-    e.add_argument("--batch-size", type=int, default=64, help="images per batch")
-    e.add_argument("--num-workers", type=int, default=2, help="image decode workers")
-    e.add_argument("--seed", type=int, default=0, help="seed of random weights")
+    add_params(e, EmbedParams)
     e.add_argument("--no-filter", action="store_true", help="embed only; run 'filter' later")
-    _add_filter_args(e)
+    add_params(e.add_argument_group("quality filter"), FilterParams)
     e.set_defaults(func=run_embed)
 
     f = sub.add_parser(
@@ -83,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "WORK/final/.",
     )
     f.add_argument("--work", required=True, type=Path, help="work directory")
-    _add_filter_args(f)
+    add_params(f, FilterParams)
     f.set_defaults(func=run_filter)
 
 
@@ -94,62 +50,40 @@ def _print_filter(stats: dict) -> None:
     print(f"filter: removed {removed}")
     print(f"filter: {stats['removed_by_clip_t']} nodes filtered by CLIP-T")
     print(
-        f"filter: fixpoint after {len(stats['rounds'])} rounds: "
+        f"filter: fixpoint after {stats['rounds']} rounds: "
         f"{stats['nodes']} nodes, {stats['edges']} edges"
     )
 
 
-def _run_filter(args: argparse.Namespace) -> dict:
-    from pipeline.errors import UserError
-    from pipeline.filter import filter_fixpoint
+def _run(stage, args: argparse.Namespace):
+    from pipeline.cli.args import from_args
+    from pipeline.resources import Resources
+    from pipeline.runner import run_stage
 
-    try:
-        return filter_fixpoint(
-            args.work,
-            k=args.k,
-            min_copurchase=args.min_copurchase,
-            min_clip_t=args.min_clip_t,
-            clip_t_percentile=args.clip_t_percentile,
-            clip_t_fields=args.clip_t_fields,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from err
+    p = from_args(stage.params, args)
+    return run_stage(stage, args.work, p, Resources(progress=sys.stderr.isatty()))
 
 
 def run_filter(args: argparse.Namespace) -> int:
-    _print_filter(_run_filter(args))
+    from pipeline.stages import FILTER
+
+    _print_filter(_run(FILTER, args)[0])
     return 0
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from pipeline.clip import embed_work
     from pipeline.errors import UserError
+    from pipeline.stages import EMBED
 
-    pretrained = None if args.pretrained.lower() in ("", "none", "random") else args.pretrained
-    if args.batch_size < 1 or args.num_workers < 0:
-        raise UserError("--batch-size must be >= 1 and --num-workers >= 0")
     try:
-        s = embed_work(
-            args.work,
-            model=args.model,
-            pretrained=pretrained,
-            checkpoint=args.checkpoint,
-            device=args.device,
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            progress=sys.stderr.isatty(),
-            precision=args.precision,
-            seed=args.seed,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from err
+        s, cached = _run(EMBED, args)
     except RuntimeError as err:
         if "download" in str(err).lower():
             raise UserError(
                 f"{err}. Without network access, pass --checkpoint PATH to local weights"
             ) from err
         raise
-    reused = " (reused, inputs and model unchanged)" if s["reused"] else ""
+    reused = " (reused, inputs and model unchanged)" if cached else ""
     print(f"embed: {s['embedded']} of {s['candidates']} nodes embedded{reused}")
     print(
         f"embed: skipped {s['skipped_no_item']} without an item, "
@@ -161,5 +95,5 @@ def run_embed(args: argparse.Namespace) -> int:
         if v["mean"] is not None:
             print(f"embed: CLIP-T {name} {v['mean']:.2f} +- {v['std']:.2f}")
     if not args.no_filter:
-        _print_filter(_run_filter(args))
+        run_filter(args)
     return 0

@@ -7,49 +7,26 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.sources.detect import FORMATS
-
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.cli.args import add_params
+    from pipeline.graph import GraphParams
+    from pipeline.ingest import IngestParams
+    from pipeline.resources import Resources
+    from pipeline.sources.stage import FetchParams
+
     g = sub.add_parser(
         "graph",
         help="ingest review dumps and build the co-purchase graph (>= 3 buyers, 5-core)",
         description="Ingest Amazon review dumps (2023, 2018, ratings CSV or a user_id/item_id "
-        "parquet) into canonical tables and build the co-purchase graph.",
+        "parquet) into canonical tables and build the co-purchase graph. A rerun with the "
+        "same inputs and settings reuses the finished stages.",
     )
-    g.add_argument(
-        "--reviews",
-        action="append",
-        required=True,
-        metavar="PATH_OR_URL",
-        help="review dump; local path, http(s) or fsspec URL; repeatable",
-    )
-    g.add_argument(
-        "--meta",
-        action="append",
-        metavar="PATH_OR_URL",
-        help="item metadata dump; when given, items without a usable title, "
-        "description or image are dropped before the graph; repeatable",
-    )
-    g.add_argument("--format", default="auto", choices=("auto", *FORMATS))
+    add_params(g, FetchParams, exclude=("cache_dir",))
     g.add_argument("--out", required=True, type=Path, help="work directory for all outputs")
-    g.add_argument(
-        "--min-copurchase",
-        type=int,
-        default=3,
-        help="keep item pairs bought by at least this many distinct users",
-    )
-    g.add_argument("--k", type=int, default=5, help="k of the k-core")
-    g.add_argument("--verified-only", action="store_true", help="use verified purchases only")
-    g.add_argument(
-        "--max-items-per-user",
-        type=int,
-        metavar="N",
-        help="drop users with more than N distinct items",
-    )
-    g.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 4GB")
-    g.add_argument("--temp-directory", help="DuckDB spill directory (default OUT/.duckdb_tmp)")
-    g.add_argument("--threads", type=int, help="DuckDB threads")
+    add_params(g, IngestParams)
+    add_params(g, GraphParams)
+    add_params(g, Resources)
     g.add_argument("--cache-dir", type=Path, help="where downloaded dumps are kept")
     g.set_defaults(func=run_graph)
 
@@ -68,41 +45,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from pipeline.clean import clean_items
+    from pipeline import stages, workdir
+    from pipeline.cli.args import from_args
     from pipeline.errors import UserError
-    from pipeline.graph import build_graph
-    from pipeline.ingest import IngestError, ingest
-    from pipeline.sources.fetch import FetchError
+    from pipeline.io import write_json
+    from pipeline.resources import Resources
+    from pipeline.runner import run_all
+    from pipeline.stats import merged
 
-    if args.min_copurchase < 1 or args.k < 1:
-        raise UserError("--min-copurchase and --k must be at least 1")
-    progress = sys.stderr.isatty()
-    try:
-        ingest(
-            args.reviews,
-            args.meta,
-            args.out,
-            fmt=args.format,
-            verified_only=args.verified_only,
-            cache_dir=args.cache_dir,
-            memory_limit=args.memory_limit,
-            temp_directory=args.temp_directory,
-            progress=progress,
-        )
-    except (IngestError, FetchError) as e:
-        raise UserError(str(e)) from e
-    if args.meta:
-        clean_items(args.out)
-    stats = build_graph(
-        args.out,
-        min_copurchase=args.min_copurchase,
-        k=args.k,
-        max_items_per_user=args.max_items_per_user,
-        memory_limit=args.memory_limit,
-        temp_directory=args.temp_directory,
-        threads=args.threads,
-        progress=progress,
-    )
+    if not args.reviews:
+        raise UserError("--reviews is required (a local path, http(s) or fsspec URL)")
+    settings = {
+        **vars(args),
+        "reviews": tuple(args.reviews),
+        "meta": tuple(args.meta or ()),
+        "cache_dir": str(args.cache_dir) if args.cache_dir else None,
+    }
+    todo = [stages.FETCH, stages.INGEST] + ([stages.CLEAN] if args.meta else []) + [stages.GRAPH]
+    res = from_args(Resources, args, progress=sys.stderr.isatty())
+    run_all(args.out, settings, res, stages=todo, log_to=lambda line: None)
+    full = merged(args.out)
+    write_json(args.out / workdir.STATS, full)  # the whole build's counts in one file
     keys = [
         "reviews_read",
         "reviews_rejected",
@@ -114,13 +77,9 @@ def run_graph(args: argparse.Namespace) -> int:
         "nodes",
         "edges",
     ]
-    from pipeline.io import read_json
-
-    full = read_json(args.out / "stats.json")
-    print(json.dumps({k: full.get(k, stats.get(k)) for k in keys}))
+    print(json.dumps({k: full.get(k) for k in keys}))
     print(
-        f"wrote {args.out / 'edges.parquet'}, {args.out / 'nodes.parquet'}, "
-        f"{args.out / 'stats.json'}",
+        f"wrote {args.out / workdir.EDGES}, {args.out / workdir.NODES}, {args.out / workdir.STATS}",
         file=sys.stderr,
     )
     return 0

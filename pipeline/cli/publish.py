@@ -47,7 +47,7 @@ def resolve_folder(source: Path, slug: str) -> Path:
         assemble = importlib.import_module("pipeline.publish.assemble")
     except ImportError as e:
         raise UserError(f"{folder} is not assembled and the assemble stage is unavailable") from e
-    return Path(assemble.assemble_category(source, folder, slug, params={}))
+    return Path(assemble.assemble_category(source, folder, assemble.AssembleParams(category=slug)))
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -7,15 +7,11 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.relations import build_relations
+    from pipeline.cli.args import from_args
+    from pipeline.runner import run_stage
+    from pipeline.stages import RELATIONS
 
-    stats = build_relations(
-        Path(args.work),
-        k=args.k,
-        seed=args.seed,
-        minibatch_threshold=args.minibatch_threshold,
-        sample_silhouette=args.sample_silhouette,
-    )
+    stats, _ = run_stage(RELATIONS, Path(args.work), from_args(RELATIONS.params, args))
     print(
         f"relations: {stats['users_clustered']} users in {stats['k']} clusters "
         f"(requested {stats['k_requested']}), {stats['edges']} edges "
@@ -25,6 +21,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.cli.args import add_params
+    from pipeline.relations import RelationsParams
+
     p = sub.add_parser(
         "relations",
         help="cluster users by category mix; write relation texts and per-edge relations",
@@ -33,18 +32,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "relation of most of its co-buyers. Writes WORKDIR/relations/.",
     )
     p.add_argument("--work", required=True, type=Path, help="work directory of one category")
-    p.add_argument("--k", type=int, default=10, help="number of user clusters (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="clustering and sampling seed")
-    p.add_argument(
-        "--minibatch-threshold",
-        type=int,
-        default=200_000,
-        help="use MiniBatchKMeans above this many distinct user vectors",
-    )
-    p.add_argument(
-        "--sample-silhouette",
-        type=int,
-        default=10_000,
-        help="users sampled for the silhouette score",
-    )
+    add_params(p, RelationsParams)
     p.set_defaults(func=_run)

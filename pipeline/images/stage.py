@@ -38,17 +38,27 @@ from typing import Any
 import polars as pl
 from PIL import ImageFile
 
-from ..errors import UserError
-from ..io import atomic_path, update_stats
-from ..workdir import IMAGES, ITEMS, ITEMS_CLEAN, NODES, image_store_path
+from .. import workdir
+from ..errors import StageError, UserError
+from ..io import atomic_path
+from ..resources import Resources
+from ..workdir import (
+    IMAGES,
+    IMAGES_JOURNAL,
+    IMAGES_LOCK,
+    ITEMS,
+    ITEMS_CLEAN,
+    NODES,
+    image_store_path,
+)
 from .config import ImageConfig
 from .fetch import is_transient
 from .worker import RESULT_FIELDS, Processor, start_threads, worker_main
 
 log = logging.getLogger(__name__)
 
-JOURNAL_DIR = "images_journal"
-LOCK_FILE = ".images.lock"
+JOURNAL_DIR = IMAGES_JOURNAL
+LOCK_FILE = IMAGES_LOCK
 
 ROW_SCHEMA: dict[str, Any] = {
     "asin": pl.Utf8,
@@ -154,13 +164,14 @@ def load_candidates(
     nd = pl.read_parquet(nodes_path)
     if "asin" not in nd.columns:
         raise UserError(f"{nodes_path} has no asin column")
-    items_path = next((work / n for n in (ITEMS_CLEAN, ITEMS) if (work / n).exists()), None)
-    if items_path is None:
+    try:
+        items_path = workdir.items(work)
+    except StageError:
         if not meta:
             raise UserError(
                 f"no {ITEMS_CLEAN} or {ITEMS} in {work}: run ingest first or pass --meta"
-            )
-        from ..ingest import ingest_items  # the lead's ingest stage
+            ) from None
+        from ..ingest import ingest_items
 
         items_path = Path(ingest_items(list(meta), work))
     items = pl.read_parquet(items_path)
@@ -333,9 +344,9 @@ def fetch_images(
     progress: bool = False,
     meta: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run the image stage on ``work``; returns the summary (also in stats.json "images").
+    """Run the image stage on ``work``; returns the summary.
 
-    The returned dict holds the final counts (as stored in stats.json) plus ``this_run``:
+    The returned dict holds the final counts (the stage's stats) plus ``this_run``:
     what this invocation did (attempted URLs, new ok/failed, seconds, images per second).
     """
     work = Path(work)
@@ -408,7 +419,6 @@ def fetch_images(
         with atomic_path(work / IMAGES) as tmp:
             rows.write_parquet(tmp)
     summary = _summary(rows, cfg)
-    update_stats(work, {"images": summary})
     elapsed = time.monotonic() - t0
     summary["this_run"] = {
         "attempted": len(urls),
@@ -426,4 +436,12 @@ def fetch_images(
         summary["failed_total"],
         summary["failed"],
     )
+    return summary
+
+
+def images_stage(work: Path, cfg: ImageConfig, res: Resources = Resources()) -> dict[str, Any]:
+    """The image stage as the pipeline runs it: ``fetch_images`` and its stats (what this
+    invocation did is logged, not recorded, so a resumed run records the same stats)."""
+    summary = fetch_images(work, config=cfg, progress=res.progress)
+    summary.pop("this_run", None)
     return summary

@@ -32,6 +32,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +42,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import pipeline
+from pipeline import stats as build_stats_
 from pipeline import workdir
-from pipeline.classes import final_graph_paths
 from pipeline.errors import UserError
 from pipeline.io import read_json, sha256_file
+from pipeline.params import param
 from pipeline.publish.card import CardData, write_card
 from pipeline.publish.dgl_format import WEIGHT_DTYPE, write_dgl_graph
+from pipeline.resources import Resources
 from pipeline.reviews_select import DEFAULT_MAX_REVIEWS, select_reviews
 from pipeline.splits import DEFAULT_RATIOS, make_splits, split_labels, split_sizes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SHARD_ROWS = 100_000
-EMBEDDING_KINDS = ("image", "title", "description", "combined")
-MANIFEST = "manifest.json"
+EMBEDDING_KINDS = workdir.CLIP_KINDS
+MANIFEST = workdir.MANIFEST
 FORMAT = "acmmg-category/1"
 TAR_MTIME = 0  # fixed member metadata: the tar's bytes depend on the images only
 ROW_GROUP_ROWS = 10_000
@@ -117,13 +119,28 @@ def file_inventory(folder: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict
     return dict(sorted(out.items()))
 
 
+@dataclass(frozen=True)
+class AssembleParams:
+    category: str = param(help="the category's slug (its folder name)", cli=False, setting=False)
+    max_reviews: int = param(DEFAULT_MAX_REVIEWS, "reviews per node (most helpful first)")
+    seed: int = param(0, "seed of the node splits")
+    shard_rows: int = param(100_000, "nodes per node_attributes shard")
+    split_ratios: tuple[float, ...] = param(DEFAULT_RATIOS, "train, val and test fractions")
+    license: str = param("cc-by-4.0", "the dataset's license (card header)")
+    build_params: dict = param(
+        {}, "the build's settings, recorded in the manifest", cli=False, setting=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.shard_rows < 1:
+            raise UserError(f"shard_rows must be >= 1, got {self.shard_rows}")
+        if len(self.split_ratios) != 3:
+            raise UserError("split_ratios takes three fractions: train, val, test")
+
+
 # ----------------------------------------------------------------------------- inputs
 
-
-def _require(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise UserError(f"missing {what}: {path}")
-    return path
+_require = workdir.require
 
 
 def _load_nodes(work: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
@@ -132,7 +149,7 @@ def _load_nodes(work: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     Nodes are the final graph's nodes that have a class (rare="drop" leaves some out, the
     classes stage having recomputed the k-core), in asin order.
     """
-    nodes_path, edges_path = final_graph_paths(work)
+    nodes_path, edges_path = workdir.final_graph(work)
     _require(nodes_path, "graph nodes (run the graph / filter stages)")
     _require(edges_path, "graph edges (run the graph / filter stages)")
     classes_path = _require(work / workdir.CLASSES, "class labels (run the classes stage)")
@@ -147,7 +164,7 @@ def _load_nodes(work: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
             "rerun the classes stage"
         )
     unlabelled = graph_nodes.join(classes, on="asin", how="anti").height
-    stats = _read_stats(work)
+    stats = build_stats_.merged(work)
     if unlabelled and stats.get("classes", {}).get("rare") != "drop":
         raise UserError(
             f"{unlabelled} graph nodes have no class in {classes_path}: it is stale, "
@@ -165,11 +182,6 @@ def _load_nodes(work: Path) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     edges = pl.read_parquet(edges_path, columns=["src_asin", "dst_asin", "weight"])
     info = {"nodes_without_class": unlabelled}
     return nodes, edges, info
-
-
-def _read_stats(work: Path) -> dict:
-    path = work / workdir.STATS
-    return read_json(path) if path.exists() else {}
 
 
 def _edge_table(work: Path, nodes: pl.DataFrame, edges: pl.DataFrame) -> tuple[pl.DataFrame, dict]:
@@ -194,7 +206,7 @@ def _edge_table(work: Path, nodes: pl.DataFrame, edges: pl.DataFrame) -> tuple[p
         raise UserError("the final edges hold non-positive weights")
     cols = ["src", "dst", "weight"]
     info: dict[str, Any] = {"edges_outside_nodes": outside}
-    rel_path = work / workdir.RELATIONS_DIR / "edge_relations.parquet"
+    rel_path = work / workdir.EDGE_RELATIONS
     if rel_path.exists():
         rel = pl.read_parquet(
             rel_path, columns=["src_asin", "dst_asin", "relation_id", "relation_users"]
@@ -214,7 +226,7 @@ def _edge_table(work: Path, nodes: pl.DataFrame, edges: pl.DataFrame) -> tuple[p
 
 
 def _items(work: Path, asins: pl.Series) -> pl.DataFrame:
-    path = _require(work / workdir.ITEMS_CLEAN, "clean items (run the clean stage)")
+    path = workdir.items(work)
     items = (
         pl.scan_parquet(path)
         .select("asin", "title", "description")
@@ -229,8 +241,7 @@ def _items(work: Path, asins: pl.Series) -> pl.DataFrame:
 
 
 def _embeddings(work: Path, asins: list[str]) -> dict[str, np.ndarray]:
-    clip = work / workdir.CLIP_DIR
-    index = pl.read_parquet(_require(clip / "index.parquet", "CLIP index (run the clip stage)"))
+    index = pl.read_parquet(_require(work / workdir.CLIP_INDEX, "CLIP index (run the clip stage)"))
     pos = dict(zip(index["asin"].to_list(), index["row"].to_list(), strict=True))
     missing = [a for a in asins if a not in pos]
     if missing:
@@ -238,9 +249,10 @@ def _embeddings(work: Path, asins: list[str]) -> dict[str, np.ndarray]:
     rows = np.asarray([pos[a] for a in asins], dtype=np.int64)
     out = {}
     for kind in EMBEDDING_KINDS:
-        arr = np.load(_require(clip / f"{kind}.npy", f"{kind} embeddings"), mmap_mode="r")
+        path = _require(work / workdir.clip_array(kind), f"{kind} embeddings")
+        arr = np.load(path, mmap_mode="r")
         if arr.ndim != 2 or (rows.size and rows.max() >= arr.shape[0]):
-            raise UserError(f"{clip / f'{kind}.npy'}: shape {arr.shape} does not match the index")
+            raise UserError(f"{path}: shape {arr.shape} does not match the index")
         out[kind] = np.ascontiguousarray(arr[rows], dtype=np.float32)
     return out
 
@@ -306,31 +318,35 @@ def _jsonable(obj: Any) -> Any:
 # ----------------------------------------------------------------------------- assemble
 
 
-def assemble_category(
-    work: Path,
-    out: Path,
-    category: str,
-    params: dict | None = None,
-    shard_rows: int = DEFAULT_SHARD_ROWS,
-    max_reviews: int = DEFAULT_MAX_REVIEWS,
-    seed: int = 0,
-    ratios: tuple[float, float, float] = DEFAULT_RATIOS,
-    license: str = "cc-by-4.0",
-) -> Path:
-    """Write the ACMMG folder of ``category`` from ``work`` to ``out`` (replaced atomically).
+def assemble(work: Path, p: AssembleParams, res: Resources = Resources()) -> dict:
+    """The assemble stage: the category folder in ``work/publish/<slug>/``; returns its
+    version and counts."""
+    out = assemble_category(work, workdir.publish_folder(work, p.category), p)
+    manifest = read_json(out / MANIFEST)
+    return {"folder": str(out), "version": manifest["version"], **manifest["counts"]}
 
-    ``params`` are the build's parameters, recorded in the manifest and the card. Returns
-    ``out``.
-    """
+
+def assemble_category(work: Path, out: Path, p: AssembleParams) -> Path:
+    """Write the ACMMG folder of ``p.category`` from ``work`` to ``out`` (replaced
+    atomically); ``p.build_params`` are recorded in the manifest and the card. Returns
+    ``out``."""
     work, out = Path(work), Path(out)
-    if shard_rows < 1:
-        raise UserError(f"shard_rows must be >= 1, got {shard_rows}")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _build(work, tmp, category, params or {}, shard_rows, max_reviews, seed, ratios, license)
+        _build(
+            work,
+            tmp,
+            p.category,
+            p.build_params,
+            p.shard_rows,
+            p.max_reviews,
+            p.seed,
+            tuple(p.split_ratios),
+            p.license,
+        )
         tmp.chmod(0o755)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -366,7 +382,7 @@ def _build(
     ratios: tuple[float, float, float],
     license: str,
 ) -> None:
-    stats = _read_stats(work)
+    stats = build_stats_.merged(work)
     nodes, raw_edges, node_info = _load_nodes(work)
     n = nodes.height
     if n == 0:
@@ -428,7 +444,7 @@ def _build(
     (dest / "node_categories.json").write_text(
         json.dumps({str(k): v for k, v in class_names.items()}, indent=2, ensure_ascii=False) + "\n"
     )
-    relations_json = work / workdir.RELATIONS_DIR / "relations.json"
+    relations_json = work / workdir.RELATIONS_JSON
     if "relation_id" in edges.columns and relations_json.exists():
         shutil.copyfile(relations_json, dest / "relations.json")
 
@@ -483,7 +499,7 @@ def _build(
     )
     publish_stats = {"nodes": n, "edges": edges.height, **node_info, **edge_info}
     build_stats = {k: v for k, v in stats.items() if k != "sources"}
-    filter_stats = work / workdir.FINAL_DIR / "filter_stats.json"
+    filter_stats = work / workdir.FILTER_STATS
     if "filter" not in build_stats and filter_stats.exists():
         build_stats["filter"] = read_json(filter_stats)
     build_stats["publish"] = publish_stats
@@ -545,9 +561,7 @@ def _build(
 
 def _clip_scores(work: Path, nodes: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """CLIP-T title and description scores of the published nodes (nulls left out)."""
-    path = _require(
-        work / workdir.CLIP_DIR / "scores.parquet", "CLIP-T scores (run the clip stage)"
-    )
+    path = _require(work / workdir.CLIP_SCORES, "CLIP-T scores (run the clip stage)")
     s = nodes.select("asin").join(
         pl.read_parquet(path), on="asin", how="left", maintain_order="left"
     )

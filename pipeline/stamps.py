@@ -2,9 +2,9 @@
 
 A stage's key is the sha256 of its name, its parameters, the fingerprints (size + sha256)
 of its input files and the version of its code (the package version plus a hash of the
-stage's module, of the pipeline modules it takes names from, and of sql/). When the stamp in ``work/.stamps/<stage>.json`` holds
-the same key and the stage's outputs exist, the stage is not run again and its recorded
-result is returned. Stamps are written after the outputs, atomically, so a run killed
+stage's module, of the pipeline modules it takes names from, and of the SQL files). When the
+stamp in ``work/.stamps/<stage>.json`` holds the same key and the stage's outputs exist, the
+stage is not run again and its recorded result is returned. Stamps are written after the outputs, atomically, so a run killed
 mid-stage reruns that stage and nothing before it.
 """
 
@@ -22,8 +22,7 @@ from typing import Any
 import pipeline
 from pipeline.io import read_json, sha256_memo, write_json
 from pipeline.sql import SQL_DIR
-
-STAMPS = ".stamps"
+from pipeline.workdir import STAMPS
 
 
 def file_fingerprint(path: Path) -> dict:
@@ -45,9 +44,10 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def code_version(fn: Callable) -> str:
-    """Package version + hash of the code the stage runs: the function's module, the
-    ``pipeline`` modules it takes names from (so a helper edited in another module counts)
-    and every SQL file."""
+    """Package version + hash of the code the stage runs: the function's module (with the
+    rest of its package when that is a subpackage of ``pipeline``, since stages there import
+    their heavy parts lazily), the ``pipeline`` modules it takes names from (so a helper
+    edited in another module counts) and every SQL file."""
     h = hashlib.sha256(pipeline.__version__.encode())
     for src in _code_files(fn):
         h.update(src.read_bytes())
@@ -66,7 +66,10 @@ def _code_files(fn: Callable) -> list[Path]:
         if isinstance(name, str) and name.split(".")[0] == "pipeline":
             names.add(name)
     files = {getattr(sys.modules.get(n), "__file__", None) for n in names}
-    return sorted(Path(f) for f in files if f)
+    out = {Path(f) for f in files if f}
+    if module.__name__.count(".") >= 2 and module.__file__:  # pipeline.<package>.<module>
+        out.update(Path(module.__file__).parent.glob("*.py"))
+    return sorted(out)
 
 
 def stage_key(

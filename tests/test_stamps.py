@@ -1,12 +1,12 @@
-"""Stage stamps (flows.cache): what a stage's key covers, and when a stage is skipped."""
+"""Stage stamps (pipeline.stamps): what a stage's key covers, and when a stage is skipped."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flows.cache import _code_files, is_cached, run_cached, stage_key
 from pipeline.graph import build_graph
 from pipeline.graph_partitions import merge_partitions
+from pipeline.stamps import _code_files, is_cached, run_cached, stage_key
 
 
 def _stage(work: Path, calls: list, **params):

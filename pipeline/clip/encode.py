@@ -1,0 +1,126 @@
+"""Encoding images (decoded in DataLoader workers) and texts with a loaded model; CLIP-T."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from pipeline.clip.model import ClipModel
+
+log = logging.getLogger(__name__)
+
+
+class _ImageFiles(Dataset):
+    """Decodes and preprocesses one image per item, in DataLoader workers."""
+
+    def __init__(self, paths: Sequence[str | Path], preprocess: Any, size: int):
+        self.paths = [str(p) for p in paths]
+        self.preprocess = preprocess
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, bool]:
+        try:
+            with Image.open(self.paths[i]) as im:
+                return self.preprocess(im.convert("RGB")), True
+        except Exception as e:  # a broken file must not kill the run: it is counted
+            log.warning("cannot decode image %s: %s", self.paths[i], e)
+            return torch.zeros(3, self.size, self.size), False
+
+
+def _worker_init(_: int) -> None:
+    # Each decode worker is one process; torch threads there would oversubscribe the CPUs.
+    torch.set_num_threads(1)
+
+
+def _image_side(cm: ClipModel) -> int:
+    size = cm.model_id.get("image_size") or 224
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+@torch.no_grad()
+def encode_images(
+    cm: ClipModel,
+    paths: Sequence[str | Path],
+    batch_size: int = 64,
+    num_workers: int = 2,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embed image files. Returns (float32 [n, d] L2-normalised, bool [n] decoded ok).
+
+    Rows of images that could not be decoded are NaN and False in the mask.
+    """
+    out = np.full((len(paths), cm.embed_dim), np.nan, dtype=np.float32)
+    ok = np.zeros(len(paths), dtype=bool)
+    if not paths:
+        return out, ok
+    ds = _ImageFiles(paths, cm.preprocess, _image_side(cm))
+    if num_workers > 0:
+        # With this module preloaded in the fork server, each worker is a cheap fork of it
+        # instead of a fresh interpreter importing torch (seconds per worker, per call).
+        multiprocessing.set_forkserver_preload([__name__])
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        pin_memory=cm.device.type == "cuda",
+        # Forked workers die at start inside a Prefect task run (its threads hold state a
+        # fork cannot copy); a fork server starts them from a clean process.
+        multiprocessing_context="forkserver" if num_workers > 0 else None,
+    )
+    row = 0
+    for pixels, good in tqdm(loader, desc="images", unit="batch", disable=not progress):
+        pixels = pixels.to(cm.device, dtype=cm.input_dtype, non_blocking=True)
+        with cm.autocast():
+            feats = cm.model.encode_image(pixels)
+        feats = F.normalize(feats.float(), dim=-1).cpu().numpy()
+        n = len(feats)
+        good = good.numpy().astype(bool)
+        out[row : row + n][good] = feats[good]
+        ok[row : row + n] = good
+        row += n
+    return out, ok
+
+
+@torch.no_grad()
+def encode_texts(
+    cm: ClipModel, texts: Sequence[str], batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
+    """Embed texts (truncated to the model's context length). float32 [n, d], L2-normalised."""
+    out = np.empty((len(texts), cm.embed_dim), dtype=np.float32)
+    starts = range(0, len(texts), batch_size)
+    for s in tqdm(starts, desc="texts", unit="batch", disable=not progress):
+        tokens = cm.tokenizer(list(texts[s : s + batch_size])).to(cm.device)
+        with cm.autocast():
+            feats = cm.model.encode_text(tokens)
+        out[s : s + len(tokens)] = F.normalize(feats.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def clip_t(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
+    """CLIP-T per row: 100 x cosine(image, text) (SLIP Table 1), float64 [n].
+
+    Not clamped at 0 (torchmetrics' CLIPScore clamps); pretrained CLIP never gets near 0 on
+    matched pairs, and an unclamped score keeps random-weight runs informative.
+    """
+    a = np.asarray(image_emb, dtype=np.float64)
+    b = np.asarray(text_emb, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"expected two [n, d] arrays of one shape, got {a.shape} and {b.shape}")
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return 100.0 * np.einsum("ij,ij->i", a, b)
