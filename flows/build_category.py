@@ -136,9 +136,9 @@ def build_category(
                 for group in runner.shard_plan(stage, shards):
                     futures = [
                         STEP_TASKS[(stage.name, c.step.name)].submit(
-                            stage.name, c.step.name, c.shard, work, values, shards,
+                            *(stage.name, c.step.name, c.shard, work, values, shards),
                             wait_for=upstream,
-                        )  # fmt: skip
+                        )
                         for c in group
                     ]
                     wait(futures)

@@ -36,10 +36,26 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def json_text(obj: Any) -> str:
+    """The one JSON form the pipeline writes: indented, keys sorted, so the bytes are
+    deterministic."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def write_json(dest: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically, keys sorted so the bytes are deterministic."""
+    """Write JSON atomically (see ``json_text``)."""
     with atomic_path(dest) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        tmp.write_text(json_text(obj))
+
+
+def write_json_if_changed(dest: str | os.PathLike, obj: Any) -> bool:
+    """``write_json`` unless ``dest`` already holds exactly that; whether it wrote. A rerun
+    that finds the same content leaves the file (and its mtime) alone."""
+    dest = Path(dest)
+    if dest.is_file() and dest.read_text() == json_text(obj):
+        return False
+    write_json(dest, obj)
+    return True
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -10,6 +10,7 @@ one line here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from pathlib import Path
@@ -142,25 +143,33 @@ def defaults(cls: type) -> dict[str, Any]:
     return out
 
 
-def build(cls: type, values: dict[str, Any], *, source: str = "setting") -> Any:
-    """``cls(**values)`` with every value converted to its field's type; an unknown name or a
-    bad value is a ParamError naming the setting, the value and what it must be."""
-    types_ = hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+def convert(types_: dict[str, Any], values: dict[str, Any], source: str = "setting") -> dict:
+    """``values`` converted to ``types_`` (name -> type); an unknown name (with the close
+    matches and the valid names) or a bad value (with the type expected) is a ParamError."""
+    unknown = sorted(set(values) - set(types_))
     if unknown:
-        raise ParamError(
-            f"unknown {source} {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(known))}"
-        )
-    converted = {}
+        named = []
+        for u in unknown:
+            close = difflib.get_close_matches(u, types_, n=2)
+            named.append(
+                f"{u!r} (did you mean {', '.join(map(repr, close))}?)" if close else repr(u)
+            )
+        raise ParamError(f"unknown {source} {', '.join(named)}; valid: {', '.join(sorted(types_))}")
+    out = {}
     for name, value in values.items():
         try:
-            converted[name] = coerce(types_[name], value)
+            out[name] = coerce(types_[name], value)
         except ParamError as e:
             raise ParamError(
                 f"{source} {name}={value!r}: {e} (expected {type_name(types_[name])})"
             ) from None
-    return cls(**converted)
+    return out
+
+
+def build(cls: type, values: dict[str, Any], *, source: str = "setting") -> Any:
+    """``cls(**values)`` with every value converted to its field's type (see ``convert``)."""
+    types_ = hints(cls)
+    return cls(**convert({f.name: types_[f.name] for f in fields(cls)}, values, source))
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from pipeline.images.config import ImageConfig
 from pipeline.images.shards import fetch_shard, merge_shards
 from pipeline.images.stage import images_stage
 from pipeline.ingest import IngestParams, ingest
-from pipeline.params import ParamError, build, fields, hints, type_name
+from pipeline.params import build, convert, fields, hints
 from pipeline.publish.assemble import AssembleParams, assemble
 from pipeline.publish.stage import PublishParams, publish
 from pipeline.relations import RelationsParams, build_relations
@@ -383,31 +383,7 @@ def setting_defaults() -> dict[str, Any]:
 def check_settings(values: dict[str, Any], source: str = "setting") -> dict[str, Any]:
     """``values`` converted to the settings' types; an unknown name or a bad value is a
     ParamError naming it (and the valid names)."""
-    types_ = setting_types()
-    unknown = sorted(set(values) - set(types_))
-    if unknown:
-        import difflib
-
-        hints_ = [
-            f"{u!r} (did you mean {', '.join(map(repr, m))}?)"
-            if (m := difflib.get_close_matches(u, types_, n=2))
-            else repr(u)
-            for u in unknown
-        ]
-        raise ParamError(
-            f"unknown {source} {', '.join(hints_)}; valid: {', '.join(sorted(types_))}"
-        )
-    from pipeline.params import coerce
-
-    out = {}
-    for name, value in values.items():
-        try:
-            out[name] = coerce(types_[name], value)
-        except ParamError as e:
-            raise ParamError(
-                f"{source} {name}={value!r}: {e} (expected {type_name(types_[name])})"
-            ) from None
-    return out
+    return convert(setting_types(), values, source)
 
 
 def record_stats(work: Path, stage: Stage, result: Any) -> None:

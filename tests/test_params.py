@@ -57,3 +57,23 @@ def test_flags_from_fields():
         p.parse_args(["--k", "x"])
     with pytest.raises(SystemExit):
         p.parse_args(["--hidden", "2"])
+
+
+def test_a_setting_name_means_one_thing_in_every_stage():
+    from pipeline.params import hints
+    from pipeline.stages import STAGES
+
+    seen: dict = {}
+    for stage in STAGES:
+        for name, tp in hints(stage.params).items():
+            assert seen.setdefault(name, (tp, stage.name))[0] == tp, (name, stage.name, seen[name])
+
+
+def test_settings_are_checked_with_close_matches():
+    from pipeline.stages import check_settings
+
+    assert check_settings({"min_clip_t": "20", "k": 4}) == {"min_clip_t": 20.0, "k": 4}
+    with pytest.raises(ParamError, match=r"'min_clip' \(did you mean 'min_clip_t'"):
+        check_settings({"min_clip": 3})
+    with pytest.raises(ParamError, match=r"unknown setting 'category'"):
+        check_settings({"category": "x"})  # set by the runner, not a user setting

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline import workdir
 from pipeline.errors import UserError
-from pipeline.io import read_json, write_json
+from pipeline.io import read_json, write_json_if_changed
 from pipeline.params import param
 from pipeline.resources import Resources
 from pipeline.sources.fetch import FetchError, Source, fetch
@@ -54,7 +54,7 @@ def fetch_sources(work: Path, p: FetchParams, res: Resources = Resources()) -> d
         except FetchError as e:
             raise UserError(str(e)) from e
         doc[kind] = [{**s.fingerprint(), "path": str(s.path)} for s in got]
-    write_json(work / workdir.SOURCES, doc)
+    write_json_if_changed(work / workdir.SOURCES, doc)  # a rerun leaves it untouched
     return doc
 
 
