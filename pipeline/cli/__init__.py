@@ -22,6 +22,7 @@ COMMANDS = [
     "pipeline.cli.embed",
     "pipeline.cli.publish",
     "pipeline.cli.train",
+    "pipeline.cli.export",
 ]
 
 
@@ -49,5 +50,3 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"acmmg {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
