@@ -57,7 +57,7 @@ class FolderModelParams:
     )
 
 
-def resolve_folder(folder: str | Path) -> Path:
+def resolve_published(folder: str | Path) -> Path:
     """A folder holding manifest.json, or a publish target's ``<slug>/`` (its LATEST)."""
     folder = Path(folder)
     if (folder / "manifest.json").is_file():
@@ -218,6 +218,6 @@ __all__ = [
     "model_spec",
     "read_manifest",
     "read_nodes",
-    "resolve_folder",
+    "resolve_published",
     "verify_model",
 ]

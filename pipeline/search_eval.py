@@ -40,7 +40,7 @@ from pipeline.published import (
     load_folder_model,
     read_manifest,
     read_nodes,
-    resolve_folder,
+    resolve_published,
 )
 from pipeline.sources.esci import GAINS, EsciSelection, read_judgements
 
@@ -116,6 +116,16 @@ def product_vectors(image: np.ndarray | None, title: np.ndarray) -> dict[str, np
     return {"image": i, "title": t, "fused": _normalise(i + t)}
 
 
+def row_dots(
+    a: np.ndarray, ia: np.ndarray, b: np.ndarray, ib: np.ndarray, chunk: int = 1 << 16
+) -> np.ndarray:
+    """a[ia[j]] . b[ib[j]] for every j, in chunks: never a [judgements, d] matrix at once."""
+    out = np.empty(len(ia), dtype=np.float64)
+    for s in range(0, len(ia), chunk):
+        out[s : s + chunk] = np.einsum("ij,ij->i", a[ia[s : s + chunk]], b[ib[s : s + chunk]])
+    return out
+
+
 def _mean(x: np.ndarray) -> float | None:
     x = x[~np.isnan(x)]
     return round(float(x.mean()), 6) if len(x) else None
@@ -131,7 +141,7 @@ def evaluate_search(
     """The benchmark report of one folder (see the module docstring for every definition)."""
     if params.k < 1 or params.min_judged < 1:
         raise UserError("--k and --min-judged must be >= 1")
-    folder = resolve_folder(folder)
+    folder = resolve_published(folder)
     manifest = read_manifest(folder)
     nodes = read_nodes(folder, ("asin",))
     judged, esci_stats = read_judgements(queries, nodes["asin"].to_list(), selection)
@@ -145,15 +155,20 @@ def evaluate_search(
             f"{esci_stats['selection']} are in the folder)"
         )
     qs = used.select("query_id", "query").unique("query_id", keep="first").sort("query_id")
-    index = {q: i for i, q in enumerate(qs["query_id"].to_list())}
-    group = np.asarray([index[q] for q in used["query_id"].to_list()], dtype=np.int64)
+    used = used.join(qs.select("query_id").with_row_index("group"), on="query_id").sort(
+        "group", "node_id"
+    )
+    group = used["group"].to_numpy().astype(np.int64)
     node = used["node_id"].to_numpy().astype(np.int64)
     gain = used["gain"].to_numpy().astype(np.float64)
 
     title = load_embeds(folder, "title", nodes.height)
     if title is None:
         raise UserError(f"{folder}/embeddings/title_embeds.npy is missing")
-    vectors = product_vectors(load_embeds(folder, "image", nodes.height), title)
+    image = load_embeds(folder, "image", nodes.height)
+    # Only the judged products' rows: a category has 100k nodes, ESCI judges a few of them.
+    judged_nodes, row = np.unique(node, return_inverse=True)
+    vectors = product_vectors(None if image is None else image[judged_nodes], title[judged_nodes])
     cm, spec = load_folder_model(folder, model)
     from pipeline.clip import encode_texts
 
@@ -161,7 +176,7 @@ def evaluate_search(
     scorers = {}
     ndcg_n = recall_n = 0
     for name, vec in vectors.items():
-        score = np.einsum("ij,ij->i", q[group], vec[node])
+        score = row_dots(q, group, vec, row)
         nd, rec = per_query(group, gain, score, node, qs.height, params.k)
         scorers[name] = {"ndcg": _mean(nd), f"recall@{params.k}": _mean(rec)}
         ndcg_n, recall_n = int((~np.isnan(nd)).sum()), int((~np.isnan(rec)).sum())

@@ -39,7 +39,7 @@ from pipeline.published import (
     load_folder_model,
     read_manifest,
     read_nodes,
-    resolve_folder,
+    resolve_published,
 )
 from pipeline.sources.esci import EsciSelection, product_coverage, read_judgements
 
@@ -96,7 +96,7 @@ def export_sqid(
 ) -> dict:
     """Write the SQID files of a published folder into ``out``; returns export.json's
     content. ``products`` (ESCI's products file) only adds its coverage to the counts."""
-    folder, out = resolve_folder(folder), Path(out)
+    folder, out = resolve_published(folder), Path(out)
     manifest = read_manifest(folder)
     nodes = read_nodes(folder, ("asin", "title", "image_url"))
     asins = nodes["asin"].to_list()
