@@ -148,7 +148,10 @@ def load_folder_model(folder: Path, params: FolderModelParams) -> tuple[Any, dic
     from pipeline import clip
 
     spec = model_spec(folder, params.work)
-    device = clip.resolve_device(params.device)
+    try:
+        device = clip.resolve_device(params.device)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     precision = spec["precision"]
     if precision in ("amp-fp16", "fp16") and device.type != "cuda":
         precision = "auto"  # embedded on a GPU, queried on a CPU: within MIN_COSINE
