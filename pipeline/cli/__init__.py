@@ -22,6 +22,7 @@ COMMANDS = [
     "pipeline.cli.embed",
     "pipeline.cli.publish",
     "pipeline.cli.train",
+    "pipeline.cli.export",
     "pipeline.cli.stages",
 ]
 

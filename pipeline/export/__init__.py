@@ -1,0 +1,1 @@
+"""Exports of published category folders into other datasets' layouts (SQID)."""
