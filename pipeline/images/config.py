@@ -29,6 +29,7 @@ class ImageConfig:
     min_width: int = 100  # smaller originals are rejected as too_small
     min_height: int = 100
     max_pixels: int = 40_000_000  # more pixels than this: decompression_bomb (checked pre-decode)
+    max_aspect: float = 20.0  # longer side over shorter side above this: extreme_aspect
     allowed_formats: tuple[str, ...] = DEFAULT_FORMATS
     # Network safety (result).
     max_bytes: int = 20 * 1024 * 1024  # response bodies above this are too_large
@@ -41,7 +42,7 @@ class ImageConfig:
     # Transport.
     connect_timeout: float = 5.0
     read_timeout: float = 15.0  # per socket read
-    total_timeout: float = 60.0  # whole body of one request
+    total_timeout: float = 60.0  # one attempt: connect, headers and body of every redirect hop
     retries: int = 3  # extra attempts on timeouts, connection errors, 429 and 5xx
     backoff_base: float = 0.5  # seconds; doubled per attempt, with jitter
     backoff_max: float = 30.0
@@ -51,6 +52,9 @@ class ImageConfig:
     threads: int = 16
     processes: int = 0
     chunk_size: int = 128  # work unit of a process and of the resume journal
+    # Decoded pixels in flight per process (all threads, all stages in it), 0 = unbounded.
+    # ~5 bytes each while decoding and converting: 100 M is about 0.5 GB.
+    max_pixels_in_flight: int = 100_000_000
     # On a rerun, try transient failures (timeout, connection_error, 429, 5xx) again.
     retry_transient: bool = True
 
@@ -63,6 +67,10 @@ class ImageConfig:
             raise ValueError("max_side must be >= 1 and jpeg_quality in 1..100")
         if self.threads < 1 or self.chunk_size < 1 or self.processes < 0 or self.retries < 0:
             raise ValueError("threads and chunk_size must be >= 1, processes and retries >= 0")
+        if self.max_aspect < 1 or self.max_pixels_in_flight < 0:
+            raise ValueError("max_aspect must be >= 1 and max_pixels_in_flight >= 0")
+        if not self.total_timeout > 0:
+            raise ValueError("total_timeout must be > 0")
 
     def fingerprint(self) -> str:
         """Hash of the settings that change an item's result (see the class docstring)."""
@@ -73,6 +81,7 @@ class ImageConfig:
             "min_width",
             "min_height",
             "max_pixels",
+            "max_aspect",
             "allowed_formats",
             "max_bytes",
             "max_redirects",
