@@ -13,6 +13,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
 
 from pipeline.images import ImageConfig
 
@@ -197,6 +200,19 @@ class TcpServer:
         self._stop.set()
         self._thread.join()
         self.sock.close()
+
+
+def make_work(tmp: Path, urls: dict[str, str | None], items_name: str = "items.parquet") -> Path:
+    """A work directory whose candidate nodes are ``urls``' keys, with those image URLs."""
+    work = tmp / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    asins = sorted(urls)
+    pl.DataFrame({"asin": asins, "degree": [5] * len(asins)}).write_parquet(work / "nodes.parquet")
+    pl.DataFrame(
+        {"asin": asins, "image_url": [urls[a] for a in asins]},
+        schema={"asin": pl.Utf8, "image_url": pl.Utf8},
+    ).write_parquet(work / items_name)
+    return work
 
 
 def closed_port() -> int:

@@ -32,6 +32,7 @@ from tests.image_server import (
     closed_port,
     fail_first,
     local_config,
+    make_work,
     redirect,
     slow,
     static,
@@ -88,18 +89,6 @@ def images() -> dict[str, bytes]:
         "placeholder": render_placeholder(),
         "big": os.urandom(3_000_000),
     }
-
-
-def make_work(tmp: Path, urls: dict[str, str | None], items_name: str = "items.parquet") -> Path:
-    work = tmp / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    asins = sorted(urls)
-    pl.DataFrame({"asin": asins, "degree": [5] * len(asins)}).write_parquet(work / "nodes.parquet")
-    pl.DataFrame(
-        {"asin": asins, "image_url": [urls[a] for a in asins]},
-        schema={"asin": pl.Utf8, "image_url": pl.Utf8},
-    ).write_parquet(work / items_name)
-    return work
 
 
 # ---------------------------------------------------------------------------------------------

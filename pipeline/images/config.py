@@ -10,6 +10,16 @@ from dataclasses import dataclass
 # Formats Pillow may open. Deliberately short: e.g. EPS would run Ghostscript on crawled bytes.
 DEFAULT_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 RESAMPLE_FILTERS = ("lanczos", "bicubic", "hamming", "bilinear", "box")
+# Image URLs known to be placeholders (shell patterns, matched against the whole URL before and
+# after urls.full_size_url): refused unfetched as placeholder_url. Amazon's default
+# digital-video art (442 SQID rows), its "no image" icons and its spacer pixel; G/01 is the
+# US store, G/02 UK, G/03 DE and so on.
+PLACEHOLDER_URLS = (
+    "*/images/G/*/digital/video/web/Default_Background_Art*",
+    "*/images/G/*/x-site/icons/no-img-*",
+    "*/images/G/*/x-locale/detail/thumb-no-image*",
+    "*/images/G/*/x-locale/common/transparent-pixel*",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,10 @@ class ImageConfig:
     max_redirects: int = 5
     # Networks that may be fetched although not public (e.g. ("127.0.0.1/32",) in tests).
     allow_private: tuple[str, ...] = ()
+    # Sources (result). Amazon image URLs are fetched in their full-size form
+    # (urls.full_size_url): the row keeps the original in `url`, the fetched one in `fetch_url`.
+    amazon_full_size: bool = True
+    placeholder_urls: tuple[str, ...] = PLACEHOLDER_URLS  # refused unfetched: placeholder_url
     # Placeholders: an image (by `placeholder_hash`) used by more than this many items.
     placeholder_threshold: int = 3
     placeholder_hash: str = "sha256"  # or "dhash" (perceptual, 64-bit difference hash)
@@ -86,6 +100,8 @@ class ImageConfig:
             "max_bytes",
             "max_redirects",
             "allow_private",
+            "amazon_full_size",
+            "placeholder_urls",
         )
         d = dataclasses.asdict(self)
         blob = json.dumps({k: d[k] for k in keys}, sort_keys=True)

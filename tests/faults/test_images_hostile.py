@@ -17,7 +17,6 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -37,6 +36,7 @@ from tests.image_server import (
     drip_body,
     drip_headers,
     local_config,
+    make_work,
     redirect,
     static,
 )
@@ -64,17 +64,6 @@ def jpeg() -> bytes:
     buf = io.BytesIO()
     render_scene("H1", "Speakers", "Speaker", size=(600, 660)).save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-def make_work(tmp: Path, urls: dict[str, str]) -> Path:
-    work = tmp / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    asins = sorted(urls)
-    pl.DataFrame({"asin": asins}).write_parquet(work / "nodes.parquet")
-    pl.DataFrame({"asin": asins, "image_url": [urls[a] for a in asins]}).write_parquet(
-        work / "items.parquet"
-    )
-    return work
 
 
 def _timed_fetch(cfg: ImageConfig, url: str):
