@@ -7,6 +7,10 @@ start to exit (imports included) gives images/s. Runs alternate between the tool
 are reported.
 
     .venv/bin/python bench/bench_images.py [--n 2000] [--repeats 3]
+    .venv/bin/python bench/bench_images.py --memory [--repeats 3]
+
+``--memory``: peak RSS of one process whose 16 threads normalise 16 6300x6300 PNGs at once,
+with the default budget of decoded pixels in flight (``max_pixels_in_flight``) against none.
 
 img2dataset lives in its own venv (heavy, conflicting pins): by default
 .cache/bench-venv (``python -m venv .cache/bench-venv && .cache/bench-venv/bin/pip install
@@ -209,6 +213,77 @@ def run_img2dataset(
     return wall, cpu, ok, sizes
 
 
+MEMORY_SIDE = 6300
+MEMORY_THREADS = 16
+
+
+def memory_child(capacity: int) -> None:
+    """16 threads normalise a 6300x6300 PNG each, all at once; prints peak RSS and wall."""
+    import io
+    import threading
+
+    from PIL import Image
+
+    from pipeline.images import ImageConfig, normalize_image
+    from pipeline.images.normalize import pixel_budget
+
+    buf = io.BytesIO()
+    grad = Image.linear_gradient("L").resize((MEMORY_SIDE, MEMORY_SIDE))
+    Image.merge("RGB", (grad, grad.transpose(Image.Transpose.ROTATE_90), grad)).save(buf, "PNG")
+    data = buf.getvalue()
+    cfg = ImageConfig(max_pixels_in_flight=capacity)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = threading.Barrier(MEMORY_THREADS)
+    out: list[int] = []
+
+    def one() -> None:
+        start.wait()
+        out.append(normalize_image(data, cfg).width)
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=one) for _ in range(MEMORY_THREADS)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    assert out == [512] * MEMORY_THREADS
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    res = {"rss_gb": peak / 2**20, "base_gb": base / 2**20, "wall_s": wall}
+    print(json.dumps({**res, "peak_pixels": pixel_budget(capacity).peak}))
+
+
+def bench_memory(repeats: int) -> None:
+    from pipeline.images import ImageConfig
+
+    budgets = {"budget (default)": ImageConfig().max_pixels_in_flight, "no budget": 0}
+    got: dict[str, list[dict]] = {k: [] for k in budgets}
+    for r in range(repeats):
+        for name, cap in budgets.items():
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(cap)]
+            proc = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+            res = json.loads(proc.stdout)
+            got[name].append(res)
+            print(
+                f"run {r + 1} {name:<17} peak RSS {res['rss_gb']:5.2f} GB "
+                f"(before decoding {res['base_gb']:4.2f})  {res['wall_s']:5.2f} s",
+                flush=True,
+            )
+    med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in got.items()}
+    ref = med["no budget"]
+    print(f"\n{MEMORY_THREADS} threads x {MEMORY_SIDE}x{MEMORY_SIDE} PNG; medians of {repeats}")
+    for k, m in med.items():
+        print(
+            f"  {k:<17} peak RSS {m['rss_gb']:5.2f} GB ({m['rss_gb'] / ref['rss_gb']:4.2f}x)  "
+            f"wall {m['wall_s']:5.2f} s ({m['wall_s'] / ref['wall_s']:4.2f}x)  "
+            + (
+                f"pixels in flight at most {m['peak_pixels'] / 1e6:.0f} M"
+                if m["peak_pixels"]
+                else ""
+            )
+        )
+
+
 def ensure_img2dataset(venv: Path) -> None:
     """Create the img2dataset venv on first use (it pins packages the main env must not get)."""
     if (venv / "bin" / "img2dataset").exists():
@@ -236,10 +311,18 @@ def main() -> None:
     ap.add_argument("--i2d-threads", type=int, default=32, help="img2dataset threads per process")
     ap.add_argument("--img2dataset-venv", type=Path, default=ROOT / ".cache" / "bench-venv")
     ap.add_argument("--no-img2dataset", action="store_true", help="run acmmg only")
+    ap.add_argument("--memory", action="store_true", help="pixel budget: peak RSS, see above")
     ap.add_argument("--serve", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
+        return
+    if args.memory_child is not None:
+        memory_child(args.memory_child)
+        return
+    if args.memory:
+        bench_memory(args.repeats)
         return
     tools: dict[str, functools.partial] = {}
     if not args.no_img2dataset:

@@ -22,8 +22,8 @@ graph (pipeline.graph)
   edges.parquet        src_asin str, dst_asin str, weight int64  (src_asin < dst_asin)
   nodes.parquet        asin str, degree int64
 images (pipeline.images)
-  images.parquet       asin, url, status, error, http_status, bytes, width, height,
-                       orig_width, orig_height, sha256, dhash (sorted by asin)
+  images.parquet       asin, url, fetch_url, status, error, http_status, bytes, width,
+                       height, orig_width, orig_height, sha256, dhash (sorted by asin)
   image_store/         normalised RGB JPEGs, content addressed: <sha256[:2]>/<sha256>.jpg
   images_journal/      resume journal of the image stage (parquet parts), .images.lock
 clip (pipeline.clip)

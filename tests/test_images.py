@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,119 +26,20 @@ from pipeline.images.safety import AddressPolicy, UrlRejected
 from pipeline.images.stage import JOURNAL_DIR
 from pipeline.sample_images import render_item_image, render_placeholder, render_scene
 from pipeline.workdir import image_store_path
+from tests.image_server import (
+    ImageServer,
+    chunked,
+    closed_port,
+    fail_first,
+    local_config,
+    make_work,
+    redirect,
+    slow,
+    static,
+    status,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# ---------------------------------------------------------------------------------------------
-# A real HTTP/1.1 server whose routes misbehave in the ways crawled image hosts do.
-
-Responder = Callable[[http.server.BaseHTTPRequestHandler, int], None]
-
-
-def _send(h, code: int, body: bytes = b"", ctype: str = "image/jpeg", headers=None) -> None:
-    h.send_response(code)
-    h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(body)))
-    for k, v in (headers or {}).items():
-        h.send_header(k, v)
-    h.end_headers()
-    h.wfile.write(body)
-
-
-def static(body: bytes, ctype: str = "image/jpeg") -> Responder:
-    return lambda h, n: _send(h, 200, body, ctype)
-
-
-def status(code: int) -> Responder:
-    return lambda h, n: _send(h, code, b"<html>error</html>", "text/html")
-
-
-def fail_first(code: int, body: bytes, headers=None) -> Responder:
-    """``code`` on the first request, then the image."""
-
-    def r(h, n):
-        if n == 1:
-            _send(h, code, b"busy", "text/plain", headers)
-        else:
-            _send(h, 200, body)
-
-    return r
-
-
-def slow(delay: float, body: bytes) -> Responder:
-    def r(h, n):
-        time.sleep(delay)
-        _send(h, 200, body)
-
-    return r
-
-
-def redirect(location: str) -> Responder:
-    return lambda h, n: _send(h, 302, b"", "text/plain", {"Location": location})
-
-
-def chunked(body: bytes) -> Responder:
-    """No Content-Length: the byte cap must hold while streaming."""
-
-    def r(h, n):
-        h.send_response(200)
-        h.send_header("Content-Type", "image/jpeg")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-        for i in range(0, len(body), 65536):
-            part = body[i : i + 65536]
-            h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-        h.wfile.write(b"0\r\n\r\n")
-
-    return r
-
-
-class ImageServer:
-    def __init__(self) -> None:
-        self.routes: dict[str, Responder] = {}
-        self.hits: Counter[str] = Counter()
-        self.times: dict[str, list[float]] = defaultdict(list)
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:  # noqa: N802
-                with server.lock:
-                    server.hits[self.path] += 1
-                    server.times[self.path].append(time.monotonic())
-                    n = server.hits[self.path]
-                route = server.routes.get(self.path)
-                try:
-                    if route is None:
-                        _send(self, 404, b"not found", "text/plain")
-                    else:
-                        route(self, n)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeouts, byte caps): expected
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def add(self, path: str, responder: Responder) -> str:
-        self.routes[path] = responder
-        return self.base + path
-
-    def snapshot(self) -> Counter[str]:
-        with self.lock:
-            return Counter(self.hits)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -193,44 +91,6 @@ def images() -> dict[str, bytes]:
     }
 
 
-def test_config(**kw) -> ImageConfig:
-    base = ImageConfig(
-        allow_private=("127.0.0.1/32",),
-        connect_timeout=1.0,
-        read_timeout=0.5,
-        total_timeout=5.0,
-        retries=1,
-        backoff_base=0.05,
-        max_bytes=2_000_000,
-        threads=8,
-        processes=1,
-        chunk_size=8,
-        placeholder_threshold=3,
-    )
-    return replace(base, **kw)
-
-
-test_config.__test__ = False  # a helper, not a test
-
-
-def make_work(tmp: Path, urls: dict[str, str | None], items_name: str = "items.parquet") -> Path:
-    work = tmp / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    asins = sorted(urls)
-    pl.DataFrame({"asin": asins, "degree": [5] * len(asins)}).write_parquet(work / "nodes.parquet")
-    pl.DataFrame(
-        {"asin": asins, "image_url": [urls[a] for a in asins]},
-        schema={"asin": pl.Utf8, "image_url": pl.Utf8},
-    ).write_parquet(work / items_name)
-    return work
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ---------------------------------------------------------------------------------------------
 # The whole stage over every kind of answer.
 
@@ -276,7 +136,7 @@ def cases(server: ImageServer, images: dict[str, bytes]) -> dict[str, tuple[str 
         "A25_ftp": ("ftp://example.com/img.jpg", "bad_scheme"),
         "A26_no_url": (None, "no_url"),
         "A27_tiny": (s.add("/c/tiny.jpg", static(im["tiny"])), "too_small"),
-        "A28_refused": (f"http://127.0.0.1:{_closed_port()}/x.jpg", "connection_error"),
+        "A28_refused": (f"http://127.0.0.1:{closed_port()}/x.jpg", "connection_error"),
         "A29_loop": (s.add("/c/loop.jpg", redirect("/c/loop.jpg")), "too_many_redirects"),
         "A30_dup_a": (s.add("/c/dup.jpg", static(im["webp"], "image/webp")), "ok"),
         "A31_dup_b": (s.base + "/c/dup.jpg", "ok"),
@@ -294,7 +154,7 @@ def cases(server: ImageServer, images: dict[str, bytes]) -> dict[str, tuple[str 
 def first_run(tmp_path_factory, server, cases) -> tuple[Path, dict, Counter[str], float]:
     work = make_work(tmp_path_factory.mktemp("stage"), {a: u for a, (u, _) in cases.items()})
     t = time.monotonic()
-    summary = fetch_images(work, config=test_config())
+    summary = fetch_images(work, config=local_config())
     return work, summary, server.snapshot(), time.monotonic() - t
 
 
@@ -328,7 +188,7 @@ def test_stored_images_are_normalised(first_run) -> None:
     rows = pl.read_parquet(work / "images.parquet").filter(
         pl.col("status").is_in(["ok", "placeholder"])
     )
-    cfg = test_config()
+    cfg = local_config()
     for r in rows.to_dicts():
         path = image_store_path(work, r["sha256"])
         data = path.read_bytes()
@@ -373,7 +233,7 @@ def test_rerun_fetches_nothing_new(first_run, server, cases) -> None:
     out = work / "images.parquet"
     first_bytes = out.read_bytes()
     # Default rerun: only transient failures are tried again.
-    s = fetch_images(work, config=test_config())
+    s = fetch_images(work, config=local_config())
     after = server.snapshot()
     delta = {p: after[p] - before[p] for p in after if after[p] != before[p]}
     assert set(delta) == {"/c/slow.jpg", "/c/down.jpg"}  # (+ the refused port: no server)
@@ -381,7 +241,7 @@ def test_rerun_fetches_nothing_new(first_run, server, cases) -> None:
     assert s["this_run"]["skipped"] == len(cases) - 3
     assert out.read_bytes() == first_bytes
     # With retry_transient off nothing at all is fetched, and the output is byte-identical.
-    s = fetch_images(work, config=test_config(retry_transient=False))
+    s = fetch_images(work, config=local_config(retry_transient=False))
     assert s["this_run"]["attempted"] == 0
     assert server.snapshot() == after
     assert out.read_bytes() == first_bytes
@@ -392,7 +252,7 @@ def test_missing_store_file_and_changed_settings_refetch(tmp_path, server, image
     url = server.add("/r/a.jpg", static(images["jpg"]))
     url2 = server.add("/r/b.jpg", static(images["png"], "image/png"))
     work = make_work(tmp_path, {"X1": url, "X2": url2})
-    cfg = test_config(retry_transient=False)
+    cfg = local_config(retry_transient=False)
     fetch_images(work, config=cfg)
     rows = pl.read_parquet(work / "images.parquet")
     image_store_path(work, rows["sha256"][0]).unlink()
@@ -414,7 +274,7 @@ def test_items_clean_is_preferred(tmp_path, server, images) -> None:
     good = server.add("/ic/good.jpg", static(images["jpg"]))
     work = make_work(tmp_path, {"Y1": server.base + "/ic/missing.jpg"})
     pl.DataFrame({"asin": ["Y1"], "image_url": [good]}).write_parquet(work / "items_clean.parquet")
-    fetch_images(work, config=test_config())
+    fetch_images(work, config=local_config())
     assert pl.read_parquet(work / "images.parquet")["status"].to_list() == ["ok"]
 
 
@@ -425,9 +285,9 @@ def test_dhash_catches_reencoded_placeholders(tmp_path, server, images) -> None:
         urls[f"Z{i}"] = server.add(f"/dh/{i}.jpg", static(_jpeg(ph, quality=q)))
     urls["Z9"] = server.add("/dh/real.jpg", static(images["jpg"]))
     work = make_work(tmp_path, urls)
-    fetch_images(work, config=test_config())
+    fetch_images(work, config=local_config())
     assert pl.read_parquet(work / "images.parquet")["status"].to_list() == ["ok"] * 6
-    fetch_images(work, config=test_config(placeholder_hash="dhash"))
+    fetch_images(work, config=local_config(placeholder_hash="dhash"))
     st = pl.read_parquet(work / "images.parquet")["status"].to_list()
     assert st == ["placeholder"] * 5 + ["ok"]
 
@@ -437,8 +297,8 @@ def test_worker_processes_give_identical_output(tmp_path, server, images, cases)
     urls = {a: cases[a][0] for a in keep if "429" not in a and "500" not in a}
     w1 = make_work(tmp_path / "one", urls)
     w2 = make_work(tmp_path / "two", urls)
-    fetch_images(w1, config=test_config(processes=1))
-    s = fetch_images(w2, config=test_config(processes=2, threads=4, chunk_size=4))
+    fetch_images(w1, config=local_config(processes=1))
+    s = fetch_images(w2, config=local_config(processes=2, threads=4, chunk_size=4))
     assert s["this_run"]["processes"] == 2
     assert (w1 / "images.parquet").read_bytes() == (w2 / "images.parquet").read_bytes()
 
@@ -497,6 +357,8 @@ def test_cli(tmp_path, server, images, capsys) -> None:
     assert main(["images", "--work", str(tmp_path / "nowhere")]) == 2
     assert "candidate nodes not found" in capsys.readouterr().err
     assert main(["images", "--work", str(work), "--max-side", "0"]) == 2
+    assert main(["images", "--work", str(work), "--max-aspect", "0.5"]) == 2
+    assert main(["images", "--work", str(work), "--total-timeout", "0"]) == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,10 +395,10 @@ def test_normalize_rejects() -> None:
         (jpg[:700] + random.Random(0).randbytes(5000) + jpg[-2:], "corrupt"),
         (jpg[:700] + bytes(5000), "truncated"),
     ]
-    for data, status in cases:
+    for data, expected in cases:
         with pytest.raises(Rejected) as e:
             normalize_image(data, ImageConfig())
-        assert e.value.status == status, (data[:16], e.value.message)
+        assert e.value.status == expected, (data[:16], e.value.message)
 
 
 def test_normalize_bomb_checked_before_decoding() -> None:

@@ -42,6 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-bytes", type=int, default=d.max_bytes, help="largest response body")
     p.add_argument("--timeout", type=float, default=d.read_timeout, help="read timeout (s)")
+    p.add_argument(
+        "--total-timeout",
+        type=float,
+        default=d.total_timeout,
+        help="time limit of one request: connect, headers and body, redirects included (s)",
+    )
+    p.add_argument(
+        "--max-aspect",
+        type=float,
+        default=d.max_aspect,
+        help="longer side over shorter side at most this (else extreme_aspect)",
+    )
     p.add_argument("--retries", type=int, default=d.retries)
     p.add_argument("--threads", type=int, default=d.threads, help="download threads per process")
     p.add_argument("--processes", type=int, default=d.processes, help="0 = one per CPU")
@@ -81,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             min_height=args.min_side,
             max_bytes=args.max_bytes,
             read_timeout=args.timeout,
+            total_timeout=args.total_timeout,
+            max_aspect=args.max_aspect,
             retries=args.retries,
             threads=args.threads,
             processes=args.processes,

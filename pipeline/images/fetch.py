@@ -1,8 +1,14 @@
 """HTTP download of one image URL: pooled session, timeouts, retries, redirects, byte cap.
 
+Time: ``connect_timeout`` per connect, ``read_timeout`` per socket read, and
+``total_timeout`` for a whole attempt (every redirect hop: connect, TLS, headers and body),
+enforced by a watchdog that shuts the socket down (deadline.py).
+
 Retried (with exponential backoff and jitter, Retry-After respected): timeouts, connection
-errors, 429 and 5xx. Not retried: other 4xx, policy rejections, oversized or non-image
-bodies. Redirects are followed by hand so that every hop is checked against the policy.
+errors, 429 and 5xx; but not an attempt that ran out of ``total_timeout`` (a server that
+slow would take the whole limit again; a rerun of the stage tries it again). Not retried:
+other 4xx, policy rejections, oversized or non-image bodies. Redirects are followed by hand
+so that every hop is checked against the policy.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from .config import ImageConfig
+from .deadline import Watchdog
 from .safety import AddressPolicy, BlockedPeer, GuardedAdapter, UrlRejected
 
 REDIRECT_CODES = (301, 302, 303, 307, 308)
@@ -45,6 +52,7 @@ class Fetched:
     body: bytes | None = None
     attempts: int = 1
     retry_after: float | None = None  # from a 429/503 answer
+    final: bool = False  # not worth another attempt in this run (see the module docstring)
 
 
 _ADDR = re.compile(r"0x[0-9a-fA-F]+")
@@ -107,9 +115,11 @@ class Fetcher:
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         self.session = s
+        self.watchdog = Watchdog()
 
     def close(self) -> None:
         self.session.close()
+        self.watchdog.close()
 
     def fetch(self, url: str) -> Fetched:
         cfg = self.config
@@ -117,7 +127,7 @@ class Fetcher:
         while True:
             res = self._attempt(url)
             res.attempts = attempt + 1
-            if not is_transient(res.status, res.http_status) or attempt >= cfg.retries:
+            if res.final or not is_transient(res.status, res.http_status) or attempt >= cfg.retries:
                 return res
             delay = min(cfg.backoff_max, cfg.backoff_base * (2**attempt))
             delay = delay / 2 + random.uniform(0, delay / 2)  # jitter: spread synchronized retries
@@ -131,10 +141,19 @@ class Fetcher:
 
     def _attempt(self, url: str) -> Fetched:
         cfg = self.config
+        with self.watchdog.limit(cfg.total_timeout) as dl:
+            res = self._hops(url)
+        if dl.expired:  # whatever the interrupted read made of it (EOF can look complete)
+            msg = f"request not finished within {cfg.total_timeout}s"
+            return Fetched("timeout", msg, res.http_status, final=True)
+        return res
+
+    def _hops(self, url: str) -> Fetched:
+        cfg = self.config
         current = url
         for _hop in range(cfg.max_redirects + 1):
             try:
-                self.policy.check_url(current)
+                current = self.policy.check_url(current)
             except UrlRejected as e:
                 return Fetched(e.status, str(e))
             try:
@@ -179,15 +198,12 @@ class Fetcher:
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > cfg.max_bytes:
             return Fetched("too_large", f"Content-Length {length} > {cfg.max_bytes}", code)
-        deadline = time.monotonic() + cfg.total_timeout
         buf = bytearray()
         try:
             for chunk in resp.iter_content(chunk_size=256 * 1024):
                 buf += chunk
                 if len(buf) > cfg.max_bytes:
                     return Fetched("too_large", f"body over {cfg.max_bytes} bytes", code)
-                if time.monotonic() > deadline:
-                    return Fetched("timeout", f"body not read within {cfg.total_timeout}s", code)
         except requests.exceptions.ConnectionError as e:
             # requests wraps a read timeout inside the body as a ConnectionError.
             if any(isinstance(a, ReadTimeoutError) for a in e.args):

@@ -6,11 +6,13 @@ Outputs: ``work/images.parquet`` (one row per candidate, sorted by asin), the no
 JPEGs in ``work/image_store/`` and the ``images`` entry of ``work/stats.json``.
 
 Row statuses: ``ok``; ``placeholder`` (its image is shared by more than
-``placeholder_threshold`` items); failures: ``no_url``, ``bad_url``, ``bad_scheme``,
-``blocked_address``, ``timeout``, ``connection_error``, ``ssl_error``, ``too_many_redirects``,
-``http_404`` (404/410), ``http_error`` (any other non-2xx; ``http_status`` says which),
-``too_large``, ``not_image``, ``corrupt``, ``truncated``, ``decompression_bomb``,
-``too_small``, ``unsupported_mode``, ``internal_error``.
+``placeholder_threshold`` items); failures: ``no_url``, ``placeholder_url`` (a URL on the
+``placeholder_urls`` list, not fetched), ``bad_url``, ``bad_scheme``, ``blocked_address``,
+``timeout``, ``connection_error``, ``ssl_error``, ``too_many_redirects``, ``http_404``
+(404/410), ``http_error`` (any other non-2xx; ``http_status`` says which), ``too_large``,
+``not_image``, ``corrupt``, ``truncated``, ``decompression_bomb``, ``extreme_aspect``,
+``too_small``, ``unsupported_mode``, ``internal_error``. ``url`` is the item's URL,
+``fetch_url`` the one fetched (its full-size form, see urls.py).
 
 Resume: results are appended to a journal (``work/images_journal/part-*.parquet``) every
 ``chunk_size`` items, so a killed run loses at most the chunk in flight. A rerun skips every
@@ -63,6 +65,7 @@ LOCK_FILE = IMAGES_LOCK
 ROW_SCHEMA: dict[str, Any] = {
     "asin": pl.Utf8,
     "url": pl.Utf8,
+    "fetch_url": pl.Utf8,
     "status": pl.Utf8,
     "error": pl.Utf8,
     "http_status": pl.Int64,
@@ -113,7 +116,7 @@ class Journal:
         if not parts:
             return pl.DataFrame(schema=JOURNAL_SCHEMA)
         frames = [
-            pl.read_parquet(p).cast(JOURNAL_SCHEMA).with_columns(pl.lit(self._seq(p)).alias("_seq"))
+            _conform(pl.read_parquet(p)).with_columns(pl.lit(self._seq(p)).alias("_seq"))
             for p in parts
         ]
         return (
@@ -131,6 +134,12 @@ class Journal:
         self.append_frame(self.latest().sort("asin"))
         for p in parts:
             p.unlink()
+
+
+def _conform(part: pl.DataFrame) -> pl.DataFrame:
+    """A journal part in JOURNAL_SCHEMA; parts written before a column existed get nulls."""
+    missing = [pl.lit(None, t).alias(c) for c, t in JOURNAL_SCHEMA.items() if c not in part.columns]
+    return part.with_columns(missing).select(list(JOURNAL_SCHEMA)).cast(JOURNAL_SCHEMA)
 
 
 @contextlib.contextmanager

@@ -18,11 +18,13 @@ from ..workdir import image_store_path
 from .config import ImageConfig
 from .fetch import Fetcher, describe
 from .normalize import Rejected, normalize_image
+from .urls import full_size_url, placeholder_pattern
 
 log = logging.getLogger(__name__)
 
 RESULT_FIELDS = (
     "url",
+    "fetch_url",  # what was fetched: url in its full-size form (urls.full_size_url)
     "status",
     "error",
     "http_status",
@@ -59,14 +61,21 @@ class Processor:
     def process(self, url: str) -> dict[str, Any]:
         row: dict[str, Any] = dict.fromkeys(RESULT_FIELDS)
         row["url"] = url
+        cfg = self.config
         try:
-            f = self.fetcher.fetch(url)
+            fetch_url = full_size_url(url) if cfg.amazon_full_size else url
+            row["fetch_url"] = fetch_url
+            pattern = placeholder_pattern((url, fetch_url), cfg.placeholder_urls)
+            if pattern is not None:
+                row.update(status="placeholder_url", error=f"known placeholder URL ({pattern})")
+                return row
+            f = self.fetcher.fetch(fetch_url)
             row.update(status=f.status, error=f.error, http_status=f.http_status)
             if f.status != "ok" or f.body is None:
                 return row
             row["bytes"] = len(f.body)
             try:
-                n = normalize_image(f.body, self.config)
+                n = normalize_image(f.body, cfg)
             except Rejected as e:
                 row.update(status=e.status, error=e.message)
                 return row
