@@ -19,7 +19,7 @@ import pytest
 from pipeline import workdir
 from pipeline.db import connect
 from pipeline.errors import UserError
-from pipeline.graph import build_graph
+from pipeline.graph import GraphParams, build_graph
 from pipeline.ingest import _staged_view
 from pipeline.sources import m2
 from pipeline.sql import execute_script
@@ -312,7 +312,7 @@ def test_session_graph_matches_networkx(tmp_path):
     con.execute(
         f"COPY (SELECT * FROM reviews ORDER BY asin, user_id) TO '{work / workdir.REVIEWS}'"
     )
-    stats = build_graph(work, min_copurchase=3, k=5)
+    stats = build_graph(work, GraphParams(min_copurchase=3, k=5))
 
     good = [v for v in expected.values() if not isinstance(v, str)]
     oracle = oracle_graph(good, 3, 5)
