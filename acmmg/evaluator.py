@@ -146,6 +146,26 @@ def link_metrics(y_pred_pos: Any, y_pred_neg: Any) -> dict[str, float]:
 _SPLIT_ALIASES = {"valid": "val", "validation": "val"}
 
 
+def _split_rows(table: Any, name: str) -> dict[str, np.ndarray]:
+    """src, dst, label, query of the rows of split ``name``, filtered by the table's own
+    library (22M strings as Python objects would take GBs)."""
+    cols = ("src", "dst", "label", "query")
+    if type(table).__module__.split(".")[0] == "pyarrow":
+        import pyarrow.compute as pc  # the table is pyarrow's, so pyarrow is imported already
+
+        t = table.select(cols).filter(pc.equal(table["split"], name))
+        return {c: t[c].to_numpy() for c in cols}
+    mask = table["split"] == name  # pandas / polars: vectorised; a list: a plain bool
+    mask = np.asarray(table["split"]) == name if np.ndim(mask) == 0 else np.asarray(mask)
+    return {c: np.asarray(table[c])[mask] for c in cols}
+
+
+def _stable_order(q: np.ndarray) -> np.ndarray | slice:
+    """Indices sorting ``q`` stably; all of them in place when it is sorted already (the
+    published file is: no 10M-row sort then)."""
+    return slice(None) if np.all(q[1:] >= q[:-1]) else np.argsort(q, kind="stable")
+
+
 def link_prediction_pairs(edge_splits: Any, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """(positives [n, 2], negatives [n, k, 2]) node pairs of one split of
     ``edge_splits.parquet`` (a pyarrow Table, a pandas or polars DataFrame, or a dict of
@@ -153,19 +173,18 @@ def link_prediction_pairs(edge_splits: Any, split: str = "test") -> tuple[np.nda
     y_pred_pos and ``negatives`` into y_pred_neg. ``split`` is "val" (or "valid") or "test"."""
     name = _SPLIT_ALIASES.get(split, split)
     try:
-        cols = {c: np.asarray(edge_splits[c]) for c in ("src", "dst", "split", "label", "query")}
+        cols = _split_rows(edge_splits, name)
     except Exception as e:  # KeyError, polars' ColumnNotFoundError, ...: all mean the same
         raise ValueError(
             f"not an edge_splits table (columns src, dst, split, label, query): {e}"
         ) from None
-    in_split = cols["split"] == name
-    pairs = np.stack([cols["src"], cols["dst"]], axis=1).astype(np.int64)
-    pos, neg = in_split & (cols["label"] == 1), in_split & (cols["label"] == 0)
+    pairs = np.stack([cols["src"], cols["dst"]], axis=1).astype(np.int64, copy=False)
+    pos, neg = cols["label"] == 1, cols["label"] == 0
     qp, qn = cols["query"][pos], cols["query"][neg]
     n = int(qp.size)
     if n == 0:
         raise ValueError(f"no positive edges in split {split!r}")
-    order_p = np.argsort(qp, kind="stable")
+    order_p = _stable_order(qp)
     if not np.array_equal(qp[order_p], np.arange(n)):
         raise ValueError(f"the positives of split {split!r} are not numbered 0..{n - 1}")
     if qn.size and (qn.min() < 0 or qn.max() >= n):
@@ -173,7 +192,7 @@ def link_prediction_pairs(edge_splits: Any, split: str = "test") -> tuple[np.nda
     counts = np.bincount(qn, minlength=n) if qn.size else np.zeros(n, dtype=np.int64)
     if np.any(counts != counts[0]):
         raise ValueError(f"the positives of split {split!r} have unequal numbers of negatives")
-    order_n = np.argsort(qn, kind="stable")
+    order_n = _stable_order(qn)
     return pairs[pos][order_p], pairs[neg][order_n].reshape(n, int(counts[0]), 2)
 
 
@@ -208,7 +227,8 @@ def diagonal_ranks(sim: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndar
     return rows, cols
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: Any) -> np.ndarray:
+    """Rows scaled to unit L2 norm, in float32 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norm, np.float32(1e-12))  # torch.nn.functional.normalize's eps
@@ -227,7 +247,7 @@ def embedding_ranks(
             f"image and text must be two [n, d] arrays of one shape, got "
             f"{list(image.shape)} and {list(text.shape)}"
         )
-    img, txt = _unit(image), _unit(text)
+    img, txt = unit_rows(image), unit_rows(text)
     n = img.shape[0]
     out = []
     for q, c in ((img, txt), (txt, img)):

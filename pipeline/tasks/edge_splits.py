@@ -55,6 +55,7 @@ import pyarrow.compute as pc
 from pipeline.errors import UserError
 from pipeline.params import param
 from pipeline.splits import SPLIT_NAMES, split_sizes
+from pipeline.tasks.hashing import U64, mix, salt
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +94,8 @@ class EdgeSplitParams:
 
 # ---------------------------------------------------------------------------- hashing
 
-_U = np.uint64
-_M1, _M2 = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)
-_LOW32 = _U(0xFFFFFFFF)
+_LOW32 = U64(0xFFFFFFFF)
 _SPLIT_STREAM, _NEG_STREAM = 1, 2
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a fixed bijection of uint64 that scrambles every bit."""
-    x = x ^ (x >> _U(30))
-    x = x * _M1
-    x = x ^ (x >> _U(27))
-    x = x * _M2
-    return x ^ (x >> _U(31))
-
-
-def _salt(*parts: int) -> np.uint64:
-    """One uint64 from small integers (seed, stream, counter), hashed."""
-    h = np.zeros(1, dtype=np.uint64)
-    for p in parts:
-        h = _mix(h ^ np.array([p % (1 << 64)], dtype=np.uint64))
-    return h[0]
 
 
 def _below(h: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -122,7 +104,7 @@ def _below(h: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def _pair_keys(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return (lo.astype(np.uint64) << _U(32)) | hi.astype(np.uint64)
+    return (lo.astype(np.uint64) << U64(32)) | hi.astype(np.uint64)
 
 
 # ------------------------------------------------------------------------------ edges
@@ -149,7 +131,7 @@ def canonical_edges(src: Sequence[int], dst: Sequence[int], n_nodes: int) -> np.
 
 
 def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return (keys >> _U(32)).astype(np.int64), (keys & _LOW32).astype(np.int64)
+    return (keys >> U64(32)).astype(np.int64), (keys & _LOW32).astype(np.int64)
 
 
 def assign_splits(
@@ -157,7 +139,7 @@ def assign_splits(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) keys, each sorted: the cut of the edges ordered by hash (rule 2)."""
     n_train, n_val, _ = split_sizes(keys.size, ratios)
-    h = _mix(keys ^ _salt(seed, _SPLIT_STREAM))
+    h = mix(keys ^ salt(seed, _SPLIT_STREAM))
     order = np.lexsort((keys, h))  # by hash; the key breaks (impossible) ties
     parts = np.split(keys[order], [n_train, n_train + n_val])
     return tuple(np.sort(p) for p in parts)  # type: ignore[return-value]
@@ -189,7 +171,7 @@ class _Graphs:
         """Endpoint of a 2-step walk from each u (which must have a training neighbour),
         steps chosen by the low and high 32 bits of h."""
         w = self.indices[self.indptr[u] + _below(h & _LOW32, self.deg[u])]
-        return self.indices[self.indptr[w] + _below(h >> _U(32), self.deg[w])]
+        return self.indices[self.indptr[w] + _below(h >> U64(32), self.deg[w])]
 
     def non_neighbours(self, u: int) -> np.ndarray:
         lo, hi = _unpack(self.keys)
@@ -236,7 +218,7 @@ def _draw(
             rows, cols = rows[walkable], cols[walkable]
         if rows.size == 0:
             return
-        h = _mix(base[rows] ^ _mix((cols + k * attempt).astype(np.uint64) + _U(two_hop << 40)))
+        h = mix(base[rows] ^ mix((cols + k * attempt).astype(np.uint64) + U64(two_hop << 40)))
         u = q[rows]
         v = g.walk2(u, h) if two_hop else _below(h, np.full(h.size, g.n))
         ok = (v != u) & ~g.is_edge(u, v)
@@ -257,7 +239,7 @@ def _exhaustive(g: _Graphs, q: np.ndarray, base: np.ndarray, out: np.ndarray, se
                 f"node {u} has {cand.size + out.shape[1] - empty.size} non-neighbours: too few "
                 f"for {out.shape[1]} negatives per positive (lower the negatives setting)"
             )
-        order = np.argsort(_mix(cand.astype(np.uint64) ^ base[r] ^ _salt(seed)), kind="stable")
+        order = np.argsort(mix(cand.astype(np.uint64) ^ base[r] ^ salt(seed)), kind="stable")
         out[r, empty] = cand[order[: empty.size]]
 
 
@@ -272,7 +254,7 @@ def sample_negatives(
     """([P, negatives] partner ids, [P, negatives] hard flags) of the positives, whose query
     nodes are ``query``; each row sorted by id (rules 4 and 5)."""
     n_hard = int(round(negatives * hard_fraction))
-    base_all = _mix(pos_keys ^ _salt(seed, _NEG_STREAM))
+    base_all = mix(pos_keys ^ salt(seed, _NEG_STREAM))
     neg = np.empty((pos_keys.size, negatives), dtype=np.int64)
     hard = np.empty((pos_keys.size, negatives), dtype=bool)
     for s in range(0, pos_keys.size, CHUNK):
