@@ -237,49 +237,44 @@ def folder_baselines(folder: str | Path, params: BaselineParams = BaselineParams
 # ---------------------------------------------------------------------------- card text
 
 
+def _markdown_table(caption: str, first: str, columns: dict[str, str], rows: Mapping) -> list:
+    """A caption line and a table: one row per ``rows`` item, ``columns`` header -> key."""
+    head = [first, *columns]
+    lines = [caption, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, values in rows.items():
+        cells = [f"{values[k]:g}" if k == "c" else f"{values[k]:.4f}" for k in columns.values()]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    return [*lines, ""]
+
+
 def baselines_markdown(result: Mapping[str, Any]) -> str:
     """The card's baseline tables (markdown) from ``task_baselines``' result."""
     lines: list[str] = []
     nc = result.get("node_classification", {})
     if "probe" in nc:
-        lines += [
+        lines += _markdown_table(
             f"Node classification: logistic probe on {nc['train_nodes']:,} train nodes, "
             f"{nc['test_nodes']:,} test nodes.",
-            "",
-            "| embedding | accuracy | macro-F1 | C |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {k} | {v['acc']:.4f} | {v['macro_f1']:.4f} | {v['c']:g} |"
-            for k, v in nc["probe"].items()
-        ]
-        lines.append("")
+            "embedding",
+            {"accuracy": "acc", "macro-F1": "macro_f1", "C": "c"},
+            nc["probe"],
+        )
     lp = result.get("link_prediction", {})
     if "cosine" in lp:
-        lines += [
+        lines += _markdown_table(
             f"Link prediction: cosine of the endpoints' embeddings, {lp['test_edges']:,} test "
             f"edges, {lp['negatives_per_positive']} fixed negatives each.",
-            "",
-            "| embedding | MRR | Hits@1 | Hits@3 | Hits@10 |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {k} | {v['mrr']:.4f} | {v['hits@1']:.4f} | {v['hits@3']:.4f} | {v['hits@10']:.4f} |"
-            for k, v in lp["cosine"].items()
-        ]
-        lines.append("")
+            "embedding",
+            {"MRR": "mrr", "Hits@1": "hits@1", "Hits@3": "hits@3", "Hits@10": "hits@10"},
+            lp["cosine"],
+        )
     rt = result.get("retrieval", {})
     if "cosine" in rt:
-        lines += [
+        lines += _markdown_table(
             f"Cross-modal retrieval: image against {rt['text']} embeddings by cosine, among "
             f"the {rt['test_nodes']:,} test nodes.",
-            "",
-            "| direction | MRR | R@1 | R@5 | R@10 |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {d} | {v['mrr']:.4f} | {v['r@1']:.4f} | {v['r@5']:.4f} | {v['r@10']:.4f} |"
-            for d, v in rt["cosine"].items()
-        ]
-        lines.append("")
+            "direction",
+            {"MRR": "mrr", "R@1": "r@1", "R@5": "r@5", "R@10": "r@10"},
+            rt["cosine"],
+        )
     return "\n".join(lines)
