@@ -26,7 +26,11 @@ type and converted with ``.detach().cpu()``). Three tasks:
                          "i2t": {...}, "t2i": {...}}``, each with ``mrr``, ``r@1``, ``r@5``,
                          ``r@10``, ``mean_rank``, ``median_rank``.
 
+Two tie rules on purpose: link prediction keeps OGB's, so its numbers read like OGB's; the
+retrieval numbers are the training module's (they differ only where scores tie exactly).
 NaN scores are refused (a NaN compares false with everything and would rank first).
+``link_prediction_pairs(table, split)`` turns ``edge_splits.parquet`` into the node pairs to
+score for ``y_pred_pos`` and ``y_pred_neg``.
 """
 
 from __future__ import annotations

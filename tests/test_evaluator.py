@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
 import pytest
 
 from acmmg.evaluator import Evaluator, link_prediction_pairs, retrieval_metrics
@@ -148,6 +150,9 @@ def test_link_prediction_pairs_from_a_table():
     pos, neg = link_prediction_pairs(table, "test")
     assert pos.tolist() == [[0, 3], [2, 3]]
     assert neg.tolist() == [[[0, 4], [0, 5]], [[2, 0], [2, 1]]]
+    for other in (pa.table(table), pl.DataFrame(table)):  # each filtered by its own library
+        p2, n2 = link_prediction_pairs(other, "test")
+        assert (p2 == pos).all() and (n2 == neg).all()
     pos, neg = link_prediction_pairs(table, "valid")  # OGB's name for val
     assert pos.tolist() == [[1, 4]] and neg.shape == (1, 2, 2)
     table["query"][7] = 0  # test query 0 now has three negatives, query 1 one

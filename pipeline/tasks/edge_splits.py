@@ -29,13 +29,13 @@ The rules (what the dataset card states):
    16 such walks find nothing (q has no training neighbour, or its 2-hop ball is all
    neighbours), are uniform over all nodes. All draws come from hashes of (seed, src, dst,
    slot, attempt), so every positive's negatives are fixed and independent of the others.
-6. Columns: ``src, dst`` (int64 node ids: src < dst for positives, (q, v) for
-   negatives), ``split`` ("train" | "val" | "test", the names of
-   splits.parquet), ``label`` (int8: 1 positive, 0 negative), ``query`` (int64: the positive
-   the row is ranked with, numbered from 0 within its split in (src, dst) order), ``hard``
-   (bool: a 2-hop negative). Rows are sorted by split, query, label (the positive first),
-   then dst, so within a split the label-1 rows give ``y_pred_pos`` [n] and the label-0 rows,
-   reshaped, ``y_pred_neg`` [n, negatives] of ``acmmg.Evaluator("link-prediction")``.
+6. Columns: ``src, dst`` (int64 node ids: src < dst for positives, (q, v) for negatives),
+   ``split`` ("train" | "val" | "test", the names of splits.parquet), ``label`` (int8: 1
+   positive, 0 negative), ``query`` (int64: the positive the row is ranked with, numbered
+   from 0 within its split in (src, dst) order), ``hard`` (bool: a 2-hop negative). Rows are
+   sorted by split, query, label (the positive first), then dst, so within a split the
+   label-1 rows give ``y_pred_pos`` [n] and the label-0 rows, reshaped, ``y_pred_neg``
+   [n, negatives] of ``acmmg.Evaluator("link-prediction")``.
 
 Everything is vectorised numpy (no Python loop per edge; the 2-hop draws walk a CSR of the
 training graph, A^2 is never formed) and the negatives are drawn a chunk of positives at a
