@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format demo bench clean
+.PHONY: setup test lint format demo bench docs clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ test: setup lint
 
 demo: setup
 	$(BIN)/acmmg demo --out data/published
+
+docs: setup
+	$(BIN)/acmmg stages --write-doc docs/architecture.md
 
 bench: setup
 	$(BIN)/python bench/bench_graph.py

@@ -17,7 +17,7 @@ from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from pipeline import build as build_
-from pipeline import runner
+from pipeline import params, runner
 from pipeline.resources import Resources
 from pipeline.stages import BY_NAME, STAGES, Stage
 
@@ -73,7 +73,6 @@ def _run_name() -> str:
     return f"{flow_run.parameters.get('category', 'build')}-{when}"
 
 
-@flow(name="build-category", flow_run_name=_run_name, log_prints=True)
 def build_category(
     category: str,
     publish_to: str | None = None,
@@ -81,48 +80,17 @@ def build_category(
     overrides: dict[str, Any] | None = None,
     reviews: list[str] | None = None,
     meta: list[str] | None = None,
-    device: str = "auto",
+    device: str | None = None,
     checkpoint: str | None = None,
-    verified_only: bool = False,
+    verified_only: bool | None = None,
     max_items_per_user: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     shards: int = 1,
     allow_private: list[str] | None = None,
 ) -> dict:
-    """Build and publish one category of the registry (``acmmg categories`` lists them).
-
-    Args:
-        category: the registry slug, e.g. electronics.
-        publish_to: a directory, fsspec URL or hf://datasets/OWNER/NAME; default
-            $ACMMG_PUBLISH_TO, else data/published.
-        work_root: where work directories live; default $ACMMG_WORK_ROOT, else data/work.
-        overrides: registry settings to replace, e.g. {"min_clip_t": 20} (`acmmg stages`
-            lists every setting).
-        reviews: review dump URLs replacing the registry's.
-        meta: metadata dump URLs replacing the registry's.
-        device: auto, cpu, cuda or cuda:N for the CLIP stage.
-        checkpoint: a local open_clip checkpoint (file or model folder).
-        verified_only: use verified purchases only.
-        max_items_per_user: drop users with more distinct items than this.
-        seed: seed of the relations' clustering and of the node splits.
-        shards: parallel tasks per sharded stage (graph partitions, image and embedding
-            shards), e.g. on a Dask cluster; the artifacts are the same as with 1.
-        allow_private: networks (CIDR) the image stage may fetch from although not public.
-    """
-    b = build_.plan(
-        category,
-        publish_to=publish_to,
-        work_root=work_root,
-        overrides=overrides,
-        reviews=reviews,
-        meta=meta,
-        device=device,
-        checkpoint=checkpoint,
-        verified_only=verified_only,
-        max_items_per_user=max_items_per_user,
-        seed=seed,
-        allow_private=allow_private,
-    )
+    # The parameters are the fields of pipeline.build.Request (plus category and shards).
+    request = {k: v for k, v in locals().items() if k not in ("category", "shards")}
+    b = build_.plan(category, params.build(build_.Request, _present(request)))
     b.work.mkdir(parents=True, exist_ok=True)
     work = str(b.work)
     results: dict[str, Any] = {}
@@ -151,3 +119,20 @@ def build_category(
             results[stage.name] = previous.result()
     published = results["publish"]
     return {**published, **{s: results[s] for s in ("graph", "images", "filter", "classes")}}
+
+
+def _present(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if v is not None}
+
+
+build_category.__doc__ = (
+    "Build and publish one category of the registry (``acmmg categories`` lists them).\n\n"
+    "Args:\n"
+    "    category: the registry slug, e.g. electronics.\n"
+    + params.args_doc(build_.Request)
+    + "    shards: parallel tasks per sharded stage (graph partitions, image and embedding\n"
+    "        shards), e.g. on a Dask cluster; the artifacts are the same as with 1.\n"
+)
+build_category = flow(name="build-category", flow_run_name=_run_name, log_prints=True)(
+    build_category
+)

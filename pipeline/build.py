@@ -19,59 +19,70 @@ from typing import Any
 from pipeline import workdir
 from pipeline.categories import Category, get_category
 from pipeline.errors import UserError
-from pipeline.params import ParamError
+from pipeline.params import ParamError, param
 from pipeline.stages import check_settings
 
 DEFAULT_WORK_ROOT = "data/work"
 
 
 @dataclass(frozen=True)
+class Request:
+    """What a build run asks for besides the category: the flow's parameters and the flags
+    of ``acmmg build``. A value left at None takes the stage parameter's default."""
+
+    publish_to: str | None = param(
+        None,
+        "a directory, fsspec URL or hf://datasets/OWNER/NAME "
+        "(default $ACMMG_PUBLISH_TO, else data/published)",
+    )
+    work_root: str | None = param(
+        None, "where work directories live (default $ACMMG_WORK_ROOT, else data/work)"
+    )
+    overrides: dict = param(
+        {}, "registry settings to replace, e.g. {min_clip_t: 20} (acmmg stages lists them)",
+        cli=False,
+    )  # fmt: skip
+    reviews: tuple[str, ...] = param((), "review dump URLs replacing the registry's", metavar="URL")
+    meta: tuple[str, ...] = param((), "metadata dump URLs replacing the registry's", metavar="URL")
+    device: str | None = param(None, "device of the CLIP stage: auto, cpu, cuda or cuda:N")
+    checkpoint: str | None = param(None, "a local open_clip checkpoint (file or model folder)")
+    verified_only: bool | None = param(None, "use verified purchases only", cli=False)
+    max_items_per_user: int | None = param(
+        None, "drop users with more distinct items than this", metavar="N"
+    )
+    seed: int | None = param(None, "seed of the relations' clustering and of the node splits")
+    allow_private: tuple[str, ...] = param(
+        (), "networks the image stage may fetch from although not public", metavar="CIDR"
+    )
+
+    # The request values that are stage settings (the rest say where things go).
+    SETTINGS = ("device", "checkpoint", "verified_only", "max_items_per_user", "seed")
+
+
+@dataclass(frozen=True)
 class Build:
     category: Category
     work: Path
-    settings: dict[str, Any]  # registry settings with the request's overrides
-    request: dict[str, Any] = field(default_factory=dict)  # the other per-run choices
+    settings: dict[str, Any]  # registry settings, the request's overrides and stage values
+    request: Request = field(default_factory=Request)
 
     @property
     def slug(self) -> str:
         return self.category.slug
 
 
-def plan(
-    category: str,
-    *,
-    publish_to: str | None = None,
-    work_root: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    reviews: list[str] | None = None,
-    meta: list[str] | None = None,
-    device: str = "auto",
-    checkpoint: str | None = None,
-    verified_only: bool = False,
-    max_items_per_user: int | None = None,
-    seed: int = 0,
-    allow_private: list[str] | None = None,
-) -> Build:
+def plan(category: str, request: Request | None = None) -> Build:
     """The build of ``category``: every setting checked (unknown names, wrong types) here,
     before anything runs."""
+    r = request or Request()
     cat = get_category(category)
+    given = {k: getattr(r, k) for k in Request.SETTINGS if getattr(r, k) is not None}
     try:
-        checked = check_settings(dict(overrides or {}), source="setting")
+        checked = check_settings({**dict(r.overrides), **given}, source="setting")
     except ParamError as e:
         raise UserError(str(e)) from None
-    root = Path(work_root or os.environ.get("ACMMG_WORK_ROOT") or DEFAULT_WORK_ROOT)
-    request = {
-        "publish_to": publish_to,
-        "reviews": list(reviews or []),
-        "meta": list(meta or []),
-        "device": device,
-        "checkpoint": checkpoint,
-        "verified_only": verified_only,
-        "max_items_per_user": max_items_per_user,
-        "seed": seed,
-        "allow_private": list(allow_private or []),
-    }
-    b = Build(cat, root / category, {**cat.settings(), **checked}, request)
+    root = Path(r.work_root or os.environ.get("ACMMG_WORK_ROOT") or DEFAULT_WORK_ROOT)
+    b = Build(cat, root / category, {**cat.settings(), **checked}, r)
     stage_settings(b, [], [], [])  # every stage's parameters build: bad values fail now
     return b
 
@@ -80,32 +91,28 @@ def stage_settings(
     b: Build, review_uris: list[str], meta_uris: list[str], private: list[str]
 ) -> dict[str, Any]:
     """The flat settings every stage's parameters are made from."""
-    r = b.request
+    from pipeline.stages import STAGES, setting_defaults
+
+    defaults = setting_defaults()
+    effective = {k: b.settings.get(k, defaults.get(k)) for k in Request.SETTINGS}
     recorded = {
         **b.settings,
         "category": b.slug,
-        "verified_only": r["verified_only"],
-        "max_items_per_user": r["max_items_per_user"],
-        "seed": r["seed"],
+        **{k: effective[k] for k in ("verified_only", "max_items_per_user", "seed")},
         "sources": {"reviews": review_uris, "meta": meta_uris},
     }
+    recorded.pop("device", None)  # where it ran is not part of what it built
+    recorded.pop("checkpoint", None)
     values = {
         **b.settings,
         "category": b.slug,
         "reviews": tuple(review_uris),
         "meta": tuple(meta_uris),
         "cache_dir": str(b.work / workdir.DOWNLOADS),
-        "allow_private": tuple(sorted(set(private) | set(r["allow_private"]))),
-        "verified_only": r["verified_only"],
-        "max_items_per_user": r["max_items_per_user"],
-        "seed": r["seed"],
-        "device": r["device"],
-        "checkpoint": r["checkpoint"],
-        "publish_to": r["publish_to"],
+        "allow_private": tuple(sorted(set(private) | set(b.request.allow_private))),
+        "publish_to": b.request.publish_to,
         "build_params": recorded,
     }
-    from pipeline.stages import STAGES
-
     try:
         for stage in STAGES:
             stage.make_params(values)
@@ -119,8 +126,8 @@ def sources(b: Build) -> Iterator[tuple[list[str], list[str], list[str]]]:
     """(review URIs, metadata URIs, networks the image stage may fetch from) of the build;
     a sample category is generated in ``work/sample`` and served meanwhile."""
     r, cat = b.request, b.category
-    if r["reviews"]:
-        yield r["reviews"], r["meta"], []
+    if r.reviews:
+        yield list(r.reviews), list(r.meta), []
         return
     if cat.source == "sample":
         from pipeline.sample import SampleSpec

@@ -172,6 +172,18 @@ def build(cls: type, values: dict[str, Any], *, source: str = "setting") -> Any:
     return cls(**convert({f.name: types_[f.name] for f in fields(cls)}, values, source))
 
 
+def args_doc(cls: type, indent: str = "    ") -> str:
+    """An ``Args:`` docstring section for the fields of ``cls`` (Prefect shows it as the
+    parameters' descriptions), from their help texts."""
+    import textwrap
+
+    out = []
+    for f in fields(cls):
+        text = f"{f.name}: {f.metadata.get('help', '')}".rstrip()
+        out += textwrap.wrap(text, 88, initial_indent=indent, subsequent_indent=indent * 2)
+    return "\n".join(out) + "\n"
+
+
 def as_dict(obj: Any) -> dict[str, Any]:
     """A parameter dataclass as plain JSON-able values (tuples as lists, paths as str)."""
 

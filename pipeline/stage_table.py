@@ -126,3 +126,13 @@ def markdown() -> str:
                 f"| `{p['name']}` | {p['type']} | `{p['default']!r}` | {p['help']}{note} |"
             )
     return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- stages:begin -->", "<!-- stages:end -->"
+
+
+def with_table(doc: str) -> str:
+    """``doc`` with the generated tables between its stage markers."""
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{markdown()}{END}{tail}"

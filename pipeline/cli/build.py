@@ -11,9 +11,13 @@ import os
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.params import as_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from pipeline.build import Request
+    from pipeline.cli.args import add_params
+
     c = sub.add_parser("categories", help="list the category registry")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=run_categories)
@@ -25,31 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         b = sub.add_parser(name, help=helptext)
         if name == "build":
             b.add_argument("category")
-            b.add_argument(
-                "--publish-to",
-                help="directory or fsspec URL (default $ACMMG_PUBLISH_TO, else data/published)",
-            )
-            b.add_argument("--reviews", action="append", help="replace the source review URLs")
-            b.add_argument("--meta", action="append", help="replace the source metadata URLs")
-            b.add_argument(
-                "--allow-private",
-                action="append",
-                metavar="CIDR",
-                help="let the image stage fetch from these non-public networks",
-            )
+            add_params(b, Request, exclude=("device", "checkpoint"))
         else:
             b.add_argument("--out", required=True, help="publish target for the demo")
-        b.add_argument(
-            "--work-root", help="work directories (default $ACMMG_WORK_ROOT, else data/work)"
-        )
-        b.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-        b.add_argument("--checkpoint", help="local open_clip checkpoint")
+            add_params(b, Request, only=("work_root",))
+        add_params(b, Request, only=("device", "checkpoint"))
         b.add_argument(
             "--set",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="override a registry setting, e.g. --set min_clip_t=20",
+            help="override a build setting (acmmg stages lists them), e.g. --set min_clip_t=20",
         )
         b.add_argument("--task-runner", default="thread", choices=("thread", "dask"))
         b.add_argument(
@@ -97,20 +87,13 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extra) -> int:
-    from pipeline.build import plan
+def _run(args: argparse.Namespace, category: str, **fixed) -> int:
+    from pipeline.build import Request, plan
+    from pipeline.cli.args import from_args
 
-    overrides = _overrides(args.set)
+    request = from_args(Request, args, overrides=_overrides(args.set), **fixed)
     # Every name and value is checked here, before a Prefect server starts or work runs.
-    plan(
-        category,
-        publish_to=publish_to,
-        work_root=args.work_root,
-        overrides=overrides,
-        device=args.device,
-        checkpoint=args.checkpoint,
-        **extra,
-    )
+    plan(category, request)
     if args.shards is not None and args.shards < 1:
         raise UserError("--shards must be at least 1")
     # Without PREFECT_API_URL, Prefect starts a temporary local server; give it time on a
@@ -120,37 +103,26 @@ def _run(args: argparse.Namespace, category: str, publish_to: str | None, **extr
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from flows.run import run_build_category
 
+    flow_params = {k: v for k, v in as_dict(request).items() if v not in (None, [], {})}
     result = run_build_category(
         category,
-        publish_to=publish_to,
-        work_root=args.work_root,
-        overrides=overrides,
-        device=args.device,
-        checkpoint=args.checkpoint,
         task_runner=args.task_runner,
         dask_address=args.dask_address,
         dask_workers=args.dask_workers,
         shards=args.shards,
-        **extra,
+        **flow_params,
     )
     print(json.dumps({k: result[k] for k in ("category", "version", "target")}))
     return 0
 
 
 def run_build(args: argparse.Namespace) -> int:
-    return _run(
-        args,
-        args.category,
-        args.publish_to,
-        reviews=args.reviews,
-        meta=args.meta,
-        allow_private=args.allow_private,
-    )
+    return _run(args, args.category)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     out = str(Path(args.out).resolve()) if "://" not in args.out else args.out
-    code = _run(args, "demo", out)
+    code = _run(args, "demo", publish_to=out)
     if "://" not in out:
         latest = (Path(out) / "demo" / "LATEST").read_text().strip()
         print(

@@ -14,13 +14,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--markdown", action="store_true", help="as the tables of docs/architecture.md")
     p.add_argument("--json", action="store_true", help="machine-readable")
+    p.add_argument(
+        "--write-doc",
+        metavar="FILE",
+        help="put the markdown tables between the stage markers of FILE (docs/architecture.md)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.stage_table import markdown, rows
+    from pathlib import Path
 
-    if args.json:
+    from pipeline.stage_table import markdown, rows, with_table
+
+    if args.write_doc:
+        doc = Path(args.write_doc)
+        doc.write_text(with_table(doc.read_text()))
+    elif args.json:
         print(json.dumps(rows(), indent=2, default=str))
     elif args.markdown:
         print(markdown(), end="")
