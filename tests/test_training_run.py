@@ -15,17 +15,12 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.training.train import (
-    EarlyStopping,
-    TrainConfig,
-    build_run,
-    evaluate_loss,
-    fit,
-    layer_ids,
-    load_checkpoint,
-    param_groups,
-    warmup_decay,
-)
+from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.config import TrainConfig
+from pipeline.training.evaluate import evaluate_loss
+from pipeline.training.loop import fit
+from pipeline.training.optim import EarlyStopping, layer_ids, param_groups, warmup_decay
+from pipeline.training.run import build_run
 from tests.training_fixtures import make_category_folder, one_torch_thread  # noqa: F401
 
 SLIP_KEYS = {"mrr", "r@1", "r@5", "r@10", "mean_rank", "median_rank"}

@@ -1,0 +1,132 @@
+"""The training configuration: every setting once, with its default and help.
+
+``acmmg train slip|rcml`` generates its flags from these fields (``pipeline.cli.args``);
+``RUN/config.json`` records them, method defaults resolved. Fields tagged ``method=`` are flags
+of that method's command only. This module imports no torch, so ``acmmg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from pipeline.errors import UserError
+from pipeline.params import param
+
+METHODS = ("slip", "rcml")
+TEXT_FIELDS = ("title", "description", "combined")
+# Per-method defaults (SLIP section 6.1; RCML appendix A.1), used where the config says None.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "slip": {
+        "epochs": 50,
+        "batch_size": 1024,
+        "lr": 1e-5,
+        "head_lr": 4e-3,
+        "layer_decay": 0.8,
+        "schedule": "linear",
+    },
+    "rcml": {
+        "epochs": 3,
+        "batch_size": 512,
+        "lr": 5e-5,
+        "head_lr": 1e-3,
+        "layer_decay": 1.0,
+        "schedule": "cosine",
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = param(help="slip or rcml", cli=False)
+    data: str = param(help="published category folder")
+    out: str = param(help="run directory (checkpoints, metrics)")
+    frozen: bool = param(
+        False,
+        "SLIP: train only adapters + graph heads on the precomputed embeddings "
+        "(CPU-friendly); RCML: freeze the CLIP encoders, train the attention module",
+    )
+    epochs: int | None = param(None, "maximum epochs (default: SLIP 50, RCML 3)")
+    batch_size: int | None = param(None, "nodes per subgraph batch (default: SLIP 1024, RCML 512)")
+    lr: float | None = param(
+        None, "base learning rate of the CLIP encoders (default: SLIP 1e-5, RCML 5e-5)"
+    )
+    head_lr: float | None = param(
+        None, "learning rate of the graph / attention heads (default: SLIP 4e-3, RCML 1e-3)"
+    )
+    layer_decay: float | None = param(
+        None, "layer-wise learning-rate decay (default: SLIP 0.8, RCML 1.0)"
+    )
+    schedule: Literal["linear", "cosine"] | None = param(
+        None, "decay after warmup (default: SLIP linear, RCML cosine)"
+    )
+    weight_decay: float = param(0.01, "AdamW weight decay")
+    warmup_steps: int = param(500, "linear warmup steps (at most 10%% of the run)")
+    grad_clip: float = param(1.0, "gradient norm clip (0: none)", cli=False)
+    patience: int = param(10, "early-stopping patience (epochs)")
+    min_delta: float = param(0.001, "early-stopping min delta")
+    seed: int = param(0, "random seed")
+    max_steps: int | None = param(None, "stop after this many steps")
+    text_field: Literal["title", "description", "combined"] = param(
+        "title", "text of each node (default title, as in SLIP)"
+    )
+    # SLIP
+    hops: int = param(1, "hop threshold h of the positive mask", method="slip")
+    lambda_graph: float = param(
+        0.05, "weight of the structural loss (0: CLIP fine-tune baseline)", method="slip"
+    )
+    lambda_aux: float = param(0.1, "weight of the auxiliary classification loss", method="slip")
+    gat_hidden: int = param(512, "GAT hidden size", method="slip")
+    gat_heads: int = param(4, "GAT attention heads", method="slip")
+    dropout: float = param(0.1, "GAT dropout", method="slip")
+    # RCML
+    beta: float = param(
+        0.6, "balance of relation attention and summary token (Eq. 5)", method="rcml"
+    )
+    tau: float = param(0.1, "contrastive temperature", method="rcml")
+    lambda_intra: float = param(
+        0.5, "weight of the intra-modal (text-text, image-image) terms", method="rcml"
+    )
+    negatives: int = param(
+        20, "random negatives per relation-guided retrieval query", method="rcml"
+    )
+    max_eval_queries: int = param(2000, "at most this many evaluation queries", method="rcml")
+    # model and hardware
+    model: str = param(
+        "acmmg-tiny", "open_clip model name (default acmmg-tiny: random weights, tests/demo)"
+    )
+    pretrained: str | None = param(None, "open_clip pretrained tag, e.g. openai")
+    checkpoint: str | None = param(
+        None, "open_clip weights file or model folder (instead of --pretrained)", metavar="PATH"
+    )
+    grad_checkpointing: bool = param(
+        False, "recompute encoder activations in backward to save memory"
+    )
+    device: str = param("auto", "auto (CUDA when present), cpu, cuda[:i]")
+    num_workers: int = param(0, "image decoding workers")
+    eval_batch_size: int = param(256, "nodes per evaluation batch")
+
+    def resolved(self) -> TrainConfig:
+        if self.method not in METHODS:
+            raise UserError(f"method must be one of {METHODS}, got {self.method!r}")
+        unset = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
+        cfg = dataclasses.replace(self, **unset)
+        if cfg.epochs < 1 or cfg.batch_size < 2:
+            raise UserError("epochs must be >= 1 and batch size >= 2")
+        if cfg.schedule not in ("linear", "cosine"):
+            raise UserError(f"schedule must be linear or cosine, got {cfg.schedule!r}")
+        return cfg
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def method_fields(method: str) -> tuple[str, ...]:
+    """Names of the fields that are flags of ``acmmg train METHOD``."""
+    return tuple(f.name for f in fields(TrainConfig) if f.metadata.get("method") in (None, method))
