@@ -6,6 +6,7 @@ images.tar, real parquet files, the real CLI. Most checks use the fast --frozen 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +20,14 @@ from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.evaluate import evaluate_loss
 from pipeline.training.loop import fit
-from pipeline.training.optim import EarlyStopping, layer_ids, param_groups, warmup_decay
+from pipeline.training.optim import (
+    EarlyStopping,
+    layer_ids,
+    layer_lr,
+    param_groups,
+    warmup_decay,
+    warmup_for,
+)
 from pipeline.training.run import build_run
 from tests.training_fixtures import make_category_folder, one_torch_thread  # noqa: F401
 
@@ -167,16 +175,10 @@ def test_user_errors(folder, tmp_path, capsys):
 
 
 def test_layerwise_learning_rates(tmp_path, folder):
-    run = build_run(
-        TrainConfig(
-            method="slip",
-            data=str(folder),
-            out=str(tmp_path),
-            lr=1e-5,
-            head_lr=4e-3,
-            layer_decay=0.8,
-        )
-    )
+    cfg = TrainConfig(method="slip", data=str(folder), out=str(tmp_path), lr=1e-5, head_lr=4e-3)
+    assert cfg.resolved().layer_decay == 0.8
+    assert cfg.resolved().layer_decay_direction == "paper"  # SLIP's default
+    run = build_run(cfg)
     names = [n[len("clip.") :] for n, _ in run.model.named_parameters() if n.startswith("clip.")]
     ids = layer_ids(names)
     assert ids["visual.conv1.weight"] == ("visual", 0, 2)
@@ -184,21 +186,54 @@ def test_layerwise_learning_rates(tmp_path, folder):
     assert ids["visual.proj"] == ("visual", 3, 2)
     assert ids["transformer.resblocks.0.attn.in_proj_weight"] == ("text", 1, 2)
     assert ids["text_projection"][1] == 3 and ids["logit_scale"][1] == 3
-    groups = param_groups(run.model, 1e-5, 4e-3, 0.8, 0.01)
-    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     params = dict(run.model.named_parameters())
-    assert lr_of[id(params["clip.visual.proj"])] == pytest.approx(1e-5)
+    block0 = params["clip.visual.transformer.resblocks.0.mlp.c_fc.weight"]
     block1 = params["clip.visual.transformer.resblocks.1.mlp.c_fc.weight"]
-    assert lr_of[id(block1)] == pytest.approx(1e-5 * 0.8)
-    assert lr_of[id(params["clip.visual.conv1.weight"])] == pytest.approx(1e-5 * 0.8**3)
-    assert lr_of[id(params["head.gat_v.layers.0.lin.weight"])] == 4e-3
-    assert len(lr_of) == sum(1 for p in run.model.parameters() if p.requires_grad)
+
+    def rates(direction: str) -> dict[int, float]:
+        groups = param_groups(run.model, 1e-5, 4e-3, 0.8, 0.01, direction)
+        assert len({id(p) for g in groups for p in g["params"]}) == sum(
+            1 for p in run.model.parameters() if p.requires_grad
+        )
+        return {id(p): g["lr"] for g in groups for p in g["params"]}
+
+    # The paper's rule: the deepest block at the base rate, each shallower one x 1/0.8.
+    paper = rates("paper")
+    assert paper[id(block1)] == pytest.approx(1e-5)
+    assert paper[id(block0)] == pytest.approx(1e-5 / 0.8)
+    assert paper[id(params["clip.visual.conv1.weight"])] == pytest.approx(1e-5 / 0.8**2)
+    assert paper[id(params["clip.visual.proj"])] == pytest.approx(1e-5)
+    assert paper[id(params["head.gat_v.layers.0.lin.weight"])] == 4e-3
+    # ViT-B/32 has 12 blocks: the last at 1e-5, each earlier one x 1.25, the first 1.16e-4.
+    assert [layer_lr(1e-5, 0.8, b, 12, "paper") for b in (12, 11, 1)] == pytest.approx(
+        [1e-5, 1.25e-5, 1e-5 * 1.25**11]
+    )
+    # The usual direction (--layer-decay-direction standard): lower layers learn slower.
+    std = rates("standard")
+    assert std[id(params["clip.visual.proj"])] == pytest.approx(1e-5)
+    assert std[id(block1)] == pytest.approx(1e-5 * 0.8)
+    assert std[id(params["clip.visual.conv1.weight"])] == pytest.approx(1e-5 * 0.8**3)
+
+    # Every group's rate is in RUN/config.json, by name.
+    fit(build_run(dataclasses.replace(cfg, epochs=1, batch_size=16, max_steps=1)), progress=False)
+    written = _read(tmp_path / "config.json")
+    lr_of = {(g["name"], g["weight_decay"]): g["lr"] for g in written["lr_groups"]}
+    assert lr_of[("visual.blocks.1", 0.01)] == pytest.approx(1e-5)
+    assert lr_of[("visual.blocks.0", 0.01)] == pytest.approx(1.25e-5)
+    assert lr_of[("heads", 0.01)] == 4e-3
+    assert sum(g["n_params"] for g in written["lr_groups"]) == sum(
+        p.numel() for p in run.model.parameters() if p.requires_grad
+    )
+    assert written["schedule_used"]["warmup_steps"] == 0  # 1 step in all: 10% of it
+    assert "only 1 steps" in written["schedule_used"]["warmup"]
 
 
 def test_schedule_and_early_stopping():
     f = warmup_decay(total_steps=110, warmup_steps=10)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5) and f(110) == 0.0
+    assert warmup_for(total_steps=5000, warmup_steps=500)[0] == 500  # SLIP's 500
+    assert warmup_for(total_steps=400, warmup_steps=500)[0] == 40  # a short run: 10%
     c = warmup_decay(total_steps=110, warmup_steps=10, schedule="cosine")
     assert c(60) == pytest.approx(0.5) and c(110) == pytest.approx(0.0)
     stop = EarlyStopping(patience=2, min_delta=0.001)

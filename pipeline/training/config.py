@@ -24,6 +24,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 1e-5,
         "head_lr": 4e-3,
         "layer_decay": 0.8,
+        "layer_decay_direction": "paper",
         "schedule": "linear",
     },
     "rcml": {
@@ -32,6 +33,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr": 5e-5,
         "head_lr": 1e-3,
         "layer_decay": 1.0,
+        "layer_decay_direction": "standard",
         "schedule": "cosine",
     },
 }
@@ -58,11 +60,21 @@ class TrainConfig:
     layer_decay: float | None = param(
         None, "layer-wise learning-rate decay (default: SLIP 0.8, RCML 1.0)"
     )
+    layer_decay_direction: Literal["paper", "standard"] | None = param(
+        None,
+        "paper (SLIP 6.1): the last block at --lr, each block below it x 1/decay (shallower "
+        "layers learn faster); standard: the projection at --lr, each layer below it x decay "
+        "(default: SLIP paper, RCML standard)",
+    )
     schedule: Literal["linear", "cosine"] | None = param(
         None, "decay after warmup (default: SLIP linear, RCML cosine)"
     )
     weight_decay: float = param(0.01, "AdamW weight decay")
-    warmup_steps: int = param(500, "linear warmup steps (at most 10%% of the run)")
+    warmup_steps: int = param(
+        500,
+        "linear warmup steps (SLIP: 500); a run with no more steps in all warms up over "
+        "a tenth of them",
+    )
     grad_clip: float = param(1.0, "gradient norm clip (0: none)", cli=False)
     patience: int = param(10, "early-stopping patience (epochs)")
     min_delta: float = param(0.001, "early-stopping min delta")

@@ -25,7 +25,13 @@ from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import SubgraphBatchSampler
 from pipeline.training.evaluate import evaluate, rounded, val_score
-from pipeline.training.optim import EarlyStopping, param_groups, warmup_decay
+from pipeline.training.optim import (
+    EarlyStopping,
+    describe_groups,
+    param_groups,
+    warmup_decay,
+    warmup_for,
+)
 from pipeline.training.run import Run, build_run
 from pipeline.training.steps import rcml_step, slip_step
 
@@ -42,7 +48,6 @@ def fit(run: Run, progress: bool = True) -> dict:
     cfg = run.cfg
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.as_dict())
     data = run.data
     train_nodes = data.nodes("train")
     if len(train_nodes) < 2:
@@ -56,11 +61,28 @@ def fit(run: Run, progress: bool = True) -> dict:
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    # SLIP warms up over 500 steps of a long run; on a short run that would be the whole run.
-    warmup = min(cfg.warmup_steps, total // 10)
-    if warmup < cfg.warmup_steps:
-        log.info("warmup shortened to %d steps (10%% of %d total steps)", warmup, total)
-    groups = param_groups(run.model, cfg.lr, cfg.head_lr, cfg.layer_decay, cfg.weight_decay)
+    warmup, why = warmup_for(total, cfg.warmup_steps)
+    if warmup != cfg.warmup_steps:
+        log.info("warmup: %s", why)
+    groups = param_groups(
+        run.model,
+        cfg.lr,
+        cfg.head_lr,
+        cfg.layer_decay,
+        cfg.weight_decay,
+        cfg.layer_decay_direction,
+    )
+    schedule = {
+        "total_steps": total,
+        "steps_per_epoch": steps_per_epoch,
+        "warmup_steps": warmup,
+        "warmup": why,
+        "decay": cfg.schedule,
+    }
+    write_json(
+        out / "config.json",
+        {**cfg.as_dict(), "lr_groups": describe_groups(groups), "schedule_used": schedule},
+    )
     opt = torch.optim.AdamW(groups)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_decay(total, warmup, cfg.schedule))
     step_fn = slip_step if cfg.method == "slip" else rcml_step

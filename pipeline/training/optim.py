@@ -56,11 +56,51 @@ def _no_decay(name: str, p: nn.Parameter) -> bool:
     return p.ndim < 2 or "embedding" in name or "logit_scale" in name
 
 
+DIRECTIONS = ("paper", "standard")
+
+
+def layer_lr(lr: float, decay: float, layer: int, depth: int, direction: str) -> float:
+    """Learning rate of layer ``layer`` (0 embedding, 1..depth blocks, depth + 1 final norm
+    and projection) of a tower with ``depth`` blocks.
+
+    ``paper`` (SLIP 6.1: "deeper layers use the base rate ... increasing rates for shallower
+    layers by a factor of 0.8"): the last block, and the norm / projection above it, at ``lr``;
+    each block below it x (1 / decay), the embedding one step more. ``standard``
+    (discriminative fine-tuning as in ULMFiT / BEiT): the projection at ``lr``, each layer
+    below it x decay.
+    """
+    if direction == "paper":
+        return lr * (1.0 / decay) ** (depth - min(layer, depth))
+    if direction == "standard":
+        return lr * decay ** (depth + 1 - layer)
+    raise ValueError(f"layer decay direction must be one of {DIRECTIONS}, got {direction!r}")
+
+
+def _layer_name(tower: str, layer: int, depth: int) -> str:
+    if layer == 0:
+        return f"{tower}.embedding"
+    if layer > depth:
+        return f"{tower}.head"
+    return f"{tower}.blocks.{layer - 1}"
+
+
 def param_groups(
-    model: nn.Module, lr: float, head_lr: float, layer_decay: float, weight_decay: float
+    model: nn.Module,
+    lr: float,
+    head_lr: float,
+    layer_decay: float,
+    weight_decay: float,
+    direction: str = "standard",
 ) -> list[dict]:
-    """AdamW groups: CLIP parameters at lr * decay^(depth + 1 - layer), heads at head_lr."""
-    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    """AdamW groups, one per (layer, weight decay): CLIP layers at ``layer_lr``, everything
+    else (graph heads, attention module, frozen-mode adapters) at ``head_lr``. Each group has a
+    ``name`` (``visual.blocks.3``, ``text.embedding``, ``heads`` ...)."""
+    groups: dict[tuple[str, float], dict] = {}
+
+    def add(name: str, g_lr: float, wd: float, p: nn.Parameter) -> None:
+        g = groups.setdefault((name, wd), {"name": name, "lr": g_lr, "weight_decay": wd})
+        g.setdefault("params", []).append(p)
+
     clip_named = [
         (n[len("clip.") :], p)
         for n, p in model.named_parameters()
@@ -68,16 +108,38 @@ def param_groups(
     ]
     ids = layer_ids([n for n, _ in clip_named])
     for n, p in clip_named:
-        _, lid, depth = ids[n]
-        g_lr = lr * layer_decay ** (depth + 1 - lid)
-        groups.setdefault((g_lr, 0.0 if _no_decay(n, p) else weight_decay), []).append(p)
+        tower, lid, depth = ids[n]
+        g_lr = layer_lr(lr, layer_decay, lid, depth, direction)
+        add(_layer_name(tower, lid, depth), g_lr, 0.0 if _no_decay(n, p) else weight_decay, p)
     for n, p in model.named_parameters():
         if not n.startswith("clip.") and p.requires_grad:
-            groups.setdefault((head_lr, 0.0 if _no_decay(n, p) else weight_decay), []).append(p)
+            add("heads", head_lr, 0.0 if _no_decay(n, p) else weight_decay, p)
+    return sorted(groups.values(), key=lambda g: (g["lr"], g["weight_decay"], g["name"]))
+
+
+def describe_groups(groups: list[dict]) -> list[dict]:
+    """The groups as plain values for RUN/config.json: name, lr, weight decay, parameters."""
     return [
-        {"params": ps, "lr": g_lr, "weight_decay": wd}
-        for (g_lr, wd), ps in sorted(groups.items(), key=lambda kv: kv[0])
+        {
+            "name": g["name"],
+            "lr": float(f"{g['lr']:.6g}"),  # 1.25e-05, not 1.2500000000000002e-05
+            "weight_decay": g["weight_decay"],
+            "n_params": int(sum(p.numel() for p in g["params"])),
+        }
+        for g in groups
     ]
+
+
+def warmup_for(total_steps: int, warmup_steps: int) -> tuple[int, str]:
+    """(warmup steps used, why). SLIP warms up over 500 steps; a run with fewer steps than
+    that in all would never leave warmup, so it warms up over a tenth of its steps."""
+    if total_steps > warmup_steps:
+        return warmup_steps, f"{warmup_steps} steps as configured (SLIP: 500)"
+    used = total_steps // 10
+    return used, (
+        f"the run has only {total_steps} steps, not more than the {warmup_steps} warmup steps "
+        f"asked for: warmed up over {used} (10% of the run)"
+    )
 
 
 def warmup_decay(total_steps: int, warmup_steps: int, schedule: str = "linear"):
