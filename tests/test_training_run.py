@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import UserError
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.evaluate import evaluate_loss
@@ -31,6 +32,7 @@ from pipeline.training.optim import (
 from pipeline.training.run import build_run
 from tests.training_fixtures import make_category_folder, one_torch_thread  # noqa: F401
 
+TINY = ("--model", "acmmg-tiny")  # random weights: none can be downloaded here
 SLIP_KEYS = {"mrr", "r@1", "r@5", "r@10", "mean_rank", "median_rank"}
 SIMS = {"TT", "II", "TI", "IT", "AVG"}
 
@@ -97,6 +99,7 @@ def test_slip_full_finetune_lowers_loss(folder, tmp_path):
         batch_size=16,
         lr=1e-3,
         grad_checkpointing=True,
+        model="acmmg-tiny",
     )
     run = build_run(cfg)
     before = evaluate_loss(run)
@@ -110,7 +113,13 @@ def test_slip_full_finetune_lowers_loss(folder, tmp_path):
 def test_rcml_frozen_lowers_loss_and_beats_random(folder, tmp_path):
     out = tmp_path / "rcml"
     cfg = TrainConfig(
-        method="rcml", data=str(folder), out=str(out), frozen=True, epochs=4, batch_size=16
+        method="rcml",
+        data=str(folder),
+        out=str(out),
+        frozen=True,
+        epochs=4,
+        batch_size=16,
+        model="acmmg-tiny",
     )
     run = build_run(cfg)
     before = evaluate_loss(run)
@@ -143,6 +152,7 @@ def test_rcml_full_cli_and_eval(folder, tmp_path, capsys):
             "--out",
             run,
             "--no-progress",
+            *TINY,
         )
         == 0
     )
@@ -175,7 +185,14 @@ def test_user_errors(folder, tmp_path, capsys):
 
 
 def test_layerwise_learning_rates(tmp_path, folder):
-    cfg = TrainConfig(method="slip", data=str(folder), out=str(tmp_path), lr=1e-5, head_lr=4e-3)
+    cfg = TrainConfig(
+        method="slip",
+        data=str(folder),
+        out=str(tmp_path),
+        lr=1e-5,
+        head_lr=4e-3,
+        model="acmmg-tiny",
+    )
     assert cfg.resolved().layer_decay == 0.8
     assert cfg.resolved().layer_decay_direction == "paper"  # SLIP's default
     run = build_run(cfg)
@@ -272,6 +289,23 @@ def test_assembled_folder(tmp_path, monkeypatch, capsys):
         == 0
     )
     assert _read(run / "metrics.json")["n_test"] == 18
-    assert main(["eval", "rcml", "--data", str(folder), "--out", str(tmp_path / "rcml")]) == 0
-    assert set(_read(tmp_path / "rcml" / "metrics.json")["hit@5"]) == SIMS
+    rcml = tmp_path / "rcml"
+    assert main(["eval", "rcml", "--data", str(folder), "--out", str(rcml), *TINY]) == 0
+    assert set(_read(rcml / "metrics.json")["hit@5"]) == SIMS
     capsys.readouterr()
+
+
+def test_default_model_is_the_papers_and_offline_says_how(folder, tmp_path, monkeypatch, capsys):
+    """Without --model both methods fine-tune ViT-B-32 from OpenAI's weights; offline, that is
+    one clear line naming --checkpoint."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    for method in ("slip", "rcml"):
+        cfg = TrainConfig(method=method, data=str(folder), out=str(tmp_path / method))
+        with pytest.raises(UserError, match="ViT-B-32 weights 'openai'.*--checkpoint PATH"):
+            build_run(cfg)
+    out = tmp_path / "cli"
+    assert _cli("train", "slip", "--data", folder, "--out", out, "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--checkpoint PATH" in err and "offline" in err

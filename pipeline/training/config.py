@@ -15,6 +15,9 @@ from pipeline.errors import UserError
 from pipeline.params import param
 
 METHODS = ("slip", "rcml")
+# Both papers fine-tune CLIP ViT-B/32 (SLIP also B/16) from OpenAI's weights.
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "openai"
 TEXT_FIELDS = ("title", "description", "combined")
 # Per-method defaults (SLIP section 6.1; RCML appendix A.1), used where the config says None.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -105,10 +108,16 @@ class TrainConfig:
     )
     max_eval_queries: int = param(2000, "at most this many evaluation queries", method="rcml")
     # model and hardware
-    model: str = param(
-        "acmmg-tiny", "open_clip model name (default acmmg-tiny: random weights, tests/demo)"
+    model: str | None = param(
+        None,
+        "open_clip model name (default ViT-B-32 with --pretrained openai, as both papers; "
+        "SLIP --frozen: the model that made the folder's embeddings; acmmg-tiny: random "
+        "weights for tests and the demo)",
     )
-    pretrained: str | None = param(None, "open_clip pretrained tag, e.g. openai")
+    pretrained: str | None = param(
+        None,
+        "open_clip pretrained tag (default openai with the default model; none: random weights)",
+    )
     checkpoint: str | None = param(
         None, "open_clip weights file or model folder (instead of --pretrained)", metavar="PATH"
     )

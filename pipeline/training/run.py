@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +16,12 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.training.config import TrainConfig
+from pipeline.training.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, TrainConfig
 from pipeline.training.data import CategoryData, TarImages, load_category, load_embeddings
 from pipeline.training.rcml import RCMLModel
 from pipeline.training.slip import SLIPModel
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -60,19 +65,47 @@ class Run:
         return getattr(self.model, "clip", None) is not None
 
 
-def _load_clip(cfg: TrainConfig, device: torch.device):
-    from open_clip.model import get_model_preprocess_cfg
-    from open_clip.transform import PreprocessCfg, image_transform_v2
+def _embedding_model(root: Path) -> tuple[str, str | None] | None:
+    """(model, pretrained tag) that made a published folder's embeddings, from its manifest."""
+    try:
+        params = json.loads((root / "manifest.json").read_text()).get("params") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        return None
+    pretrained = params.get("pretrained")
+    return model, pretrained if isinstance(pretrained, str) and pretrained else None
 
+
+def resolve_model(cfg: TrainConfig, root: Path) -> TrainConfig:
+    """Fill in the CLIP model: the papers' ViT-B-32 with OpenAI weights unless a model or
+    weights are given; for SLIP --frozen, the model that made the folder's embeddings (its
+    text tower embeds the zero-shot prompts), or none when the manifest does not say."""
+    if cfg.model is not None or cfg.checkpoint is not None:
+        return dataclasses.replace(cfg, model=cfg.model or DEFAULT_MODEL)
+    if cfg.method == "slip" and cfg.frozen:
+        made = _embedding_model(root)
+        if made is None:
+            return cfg
+        return dataclasses.replace(cfg, model=made[0], pretrained=made[1])
+    return dataclasses.replace(
+        cfg, model=DEFAULT_MODEL, pretrained=cfg.pretrained or DEFAULT_PRETRAINED
+    )
+
+
+def load_clip_model(cfg: TrainConfig, device: torch.device):
+    """pipeline.clip.load_model for the run's model, its failures as one-line user errors."""
     from pipeline import clip as pclip
 
-    # open_clip logs every loading step at INFO on the root logger; keep those for -v only.
+    # open_clip logs every loading step (and its download failure) on the root logger; the
+    # failure comes back as our own error line, so keep those logs for -v only.
     root = logging.getLogger()
     level = root.level
     if level > logging.DEBUG:
-        root.setLevel(max(level, logging.WARNING))
+        root.setLevel(logging.CRITICAL)
     try:
-        cm = pclip.load_model(
+        return pclip.load_model(
             cfg.model,
             pretrained=cfg.pretrained,
             checkpoint=cfg.checkpoint,
@@ -80,10 +113,30 @@ def _load_clip(cfg: TrainConfig, device: torch.device):
             precision="fp32",
             seed=cfg.seed,
         )
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except RuntimeError as e:
+        if "download" not in str(e).lower():
+            raise UserError(f"cannot load CLIP model {cfg.model!r}: {e}") from e
+        raise UserError(
+            f"cannot load the {cfg.model} weights {cfg.pretrained!r}: not in the local cache "
+            "and they cannot be downloaded (offline?); pass local weights with --checkpoint "
+            "PATH (an open_clip weights file with --model, or a model folder with "
+            "open_clip_config.json), or --model acmmg-tiny for random test weights"
+        ) from None
+    except (ValueError, FileNotFoundError) as e:
         raise UserError(f"cannot load CLIP model {cfg.model!r}: {e}") from e
     finally:
         root.setLevel(level)
+
+
+def _load_clip(cfg: TrainConfig, device: torch.device):
+    import open_clip
+    from open_clip.model import get_model_preprocess_cfg
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    if cfg.pretrained is None and cfg.checkpoint is None:
+        if open_clip.list_pretrained_tags_by_model(cfg.model):
+            log.warning("%s without --pretrained or --checkpoint: random weights", cfg.model)
+    cm = load_clip_model(cfg, device)
     net = cm.model
     if cfg.grad_checkpointing:
         net.set_grad_checkpointing(True)
@@ -96,6 +149,7 @@ def build_run(cfg: TrainConfig) -> Run:
     device = resolve_device(cfg.device)
     _seed_everything(cfg.seed)
     data = load_category(cfg.data)
+    cfg = resolve_model(cfg, data.root)
     if data.num_nodes < 4:
         raise UserError(f"{cfg.data}: only {data.num_nodes} nodes, too few to train")
     if cfg.method == "slip" and cfg.frozen:
@@ -108,17 +162,17 @@ def build_run(cfg: TrainConfig) -> Run:
             raise UserError("image and text embeddings differ in dimension")
         model = _slip_model(cfg, None, emb_image.shape[1], data.num_classes)
         return Run(cfg, data, model.to(device), device, emb_image=emb_image, emb_text=emb_text)
-    net, dim, tokenizer, pp_train, pp_val = _load_clip(cfg, device)
+    if cfg.method == "rcml" and (not data.relation_texts or not (data.relation_id >= 0).any()):
+        raise UserError(
+            f"{cfg.data}: RCML needs relations (relations.json and edges.parquet "
+            "relation_id); build the category with the relations stage"
+        )
     images = TarImages(data.root / "images.tar")
     images.check(data.asins)
+    net, dim, tokenizer, pp_train, pp_val = _load_clip(cfg, device)
     if cfg.method == "slip":
         model = _slip_model(cfg, net, dim, data.num_classes)
     else:
-        if not data.relation_texts or not (data.relation_id >= 0).any():
-            raise UserError(
-                f"{cfg.data}: RCML needs relations (relations.json and edges.parquet "
-                "relation_id); build the category with the relations stage"
-            )
         model = RCMLModel(net, dim, beta=cfg.beta, frozen=cfg.frozen)
     return Run(cfg, data, model.to(device), device, tokenizer, pp_train, pp_val, images)
 
