@@ -6,6 +6,7 @@ images.tar, real parquet files, the real CLI. Most checks use the fast --frozen 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -68,6 +69,11 @@ def test_slip_frozen_cli_learns_and_beats_random(folder, tmp_path, capsys):
     hist = _read(run / "history.json")
     assert hist[-1]["train"]["loss"] < hist[0]["train"]["loss"]
     assert set(hist[0]["train"]) == {"loss", "clip", "graph", "aux"}
+    # The loss curve, every step: numbers as CSV, and a PNG.
+    rows = list(csv.DictReader((run / "loss_curve.csv").open()))
+    assert len(rows) == hist[-1]["steps"] and rows[0].keys() >= {"step", "epoch", "lr", "loss"}
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert (run / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The untrained model = the published embeddings, whose modalities are not aligned:
     zero = tmp_path / "zero"
@@ -309,3 +315,20 @@ def test_default_model_is_the_papers_and_offline_says_how(folder, tmp_path, monk
     assert _cli("train", "slip", "--data", folder, "--out", out, "--no-progress") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--checkpoint PATH" in err and "offline" in err
+
+
+def test_frozen_inputs_are_centred_on_the_train_mean(folder, tmp_path):
+    import torch
+    import torch.nn.functional as F
+
+    cfg = TrainConfig(method="slip", data=str(folder), out=str(tmp_path), frozen=True)
+    run = build_run(cfg)
+    train = torch.as_tensor(run.data.nodes("train"))
+    batch = {"image_emb": run.emb_image[:5], "text_emb": run.emb_text[:5]}
+    e_v, e_t = run.model.encode(batch)
+    want_v = F.normalize(run.emb_image[:5] - run.emb_image[train].mean(0), dim=-1)
+    assert torch.allclose(e_v, want_v, atol=1e-6)
+    assert torch.allclose(e_t, F.normalize(run.emb_text[:5] - run.emb_text[train].mean(0), dim=-1))
+    # --no-frozen-center: the untrained model is the published embeddings themselves
+    plain = build_run(dataclasses.replace(cfg, frozen_center=False))
+    assert torch.allclose(plain.model.encode(batch)[0], run.emb_image[:5], atol=1e-6)

@@ -92,6 +92,12 @@ class TrainConfig:
         0.05, "weight of the structural loss (0: CLIP fine-tune baseline)", method="slip"
     )
     lambda_aux: float = param(0.1, "weight of the auxiliary classification loss", method="slip")
+    frozen_center: bool = param(
+        True,
+        "with --frozen: centre each modality's published embeddings on their train-split mean "
+        "before the adapters",
+        method="slip",
+    )
     gat_hidden: int = param(512, "GAT hidden size", method="slip")
     gat_heads: int = param(4, "GAT attention heads", method="slip")
     dropout: float = param(0.1, "GAT dropout", method="slip")

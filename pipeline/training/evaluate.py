@@ -19,6 +19,7 @@ from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import CategoryData, SubgraphBatchSampler
 from pipeline.training.rcml import RCMLModel
+from pipeline.training.report import rounded
 from pipeline.training.run import Run, build_run
 from pipeline.training.steps import rcml_step, relation_tokens, slip_step
 
@@ -178,16 +179,6 @@ def val_score(run: Run) -> float | None:
         return m["hit@5"]["AVG"]
     except UserError:
         return None
-
-
-def rounded(obj: Any, digits: int = 6) -> Any:
-    if isinstance(obj, float):
-        return round(obj, digits)
-    if isinstance(obj, dict):
-        return {k: rounded(v, digits) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [rounded(v, digits) for v in obj]
-    return obj
 
 
 @torch.no_grad()

@@ -2,10 +2,12 @@
 validation score, then writes the test metrics of that checkpoint.
 
 A run directory holds:
-    config.json            the full configuration (method defaults resolved)
+    config.json            the full configuration (method defaults resolved), every
+                           parameter group's learning rate, the schedule used
     checkpoints/last.pt    model state after the latest epoch
     checkpoints/best.pt    model state with the best validation score
     history.json           per-epoch train losses, validation score, learning rates
+    loss_curve.csv / .png  the training loss (and its parts) at every step
     metrics.json           test metrics of the best checkpoint (written atomically)
 """
 
@@ -24,7 +26,7 @@ from pipeline.training.batches import batches
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import SubgraphBatchSampler
-from pipeline.training.evaluate import evaluate, rounded, val_score
+from pipeline.training.evaluate import evaluate, val_score
 from pipeline.training.optim import (
     EarlyStopping,
     describe_groups,
@@ -32,6 +34,8 @@ from pipeline.training.optim import (
     warmup_decay,
     warmup_for,
 )
+from pipeline.training.plots import plot_loss_curve
+from pipeline.training.report import rounded, write_csv
 from pipeline.training.run import Run, build_run
 from pipeline.training.steps import rcml_step, slip_step
 
@@ -43,19 +47,57 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     return fit(build_run(cfg), progress=progress)
 
 
-def fit(run: Run, progress: bool = True) -> dict:
-    """Train a built run (see ``train``); the model ends with the best checkpoint loaded."""
-    cfg = run.cfg
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+def _check_trainable(run: Run) -> None:
     data = run.data
-    train_nodes = data.nodes("train")
-    if len(train_nodes) < 2:
-        raise UserError(f"the train split has {len(train_nodes)} nodes: nothing to train on")
-    if cfg.method == "rcml":  # fail now rather than after training
+    n_train = len(data.nodes("train"))
+    if n_train < 2:
+        raise UserError(f"the train split has {n_train} nodes: nothing to train on")
+    if run.cfg.method == "rcml":  # fail now rather than after training
         test_edges = data.edges_within(data.nodes("test"))
         if not (data.relation_id[test_edges] >= 0).any():
             raise UserError("the test split has no edge with a relation: RCML cannot be evaluated")
+
+
+def _optimiser(run: Run, total: int, warmup: int):
+    cfg = run.cfg
+    groups = param_groups(
+        run.model, cfg.lr, cfg.head_lr, cfg.layer_decay, cfg.weight_decay, cfg.layer_decay_direction
+    )
+    opt = torch.optim.AdamW(groups)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_decay(total, warmup, cfg.schedule))
+    return groups, opt, sched
+
+
+def _train_epoch(run: Run, batches_, opt, sched, epoch: int, first_step: int, last_step: int):
+    """One epoch of optimiser steps (at most up to ``last_step``); a row per step."""
+    cfg = run.cfg
+    step_fn = slip_step if cfg.method == "slip" else rcml_step
+    rows = []
+    for batch in batches_:
+        loss, parts = step_fn(run, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        lr = max(g["lr"] for g in opt.param_groups)
+        opt.step()
+        sched.step()
+        rows.append(
+            {"step": first_step + len(rows) + 1, "epoch": epoch, "lr": lr}
+            | {"loss": float(loss.detach()), **parts}
+        )
+        if first_step + len(rows) >= last_step:
+            break
+    return rows
+
+
+def fit(run: Run, progress: bool = True) -> dict:
+    """Train a built run (see ``train``); the model ends with the best checkpoint loaded."""
+    cfg, data = run.cfg, run.data
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_trainable(run)
+    train_nodes = data.nodes("train")
     sampler = SubgraphBatchSampler(data.adjacency(), train_nodes, cfg.batch_size, seed=cfg.seed)
     steps_per_epoch = len(sampler)
     total = cfg.epochs * steps_per_epoch
@@ -64,14 +106,7 @@ def fit(run: Run, progress: bool = True) -> dict:
     warmup, why = warmup_for(total, cfg.warmup_steps)
     if warmup != cfg.warmup_steps:
         log.info("warmup: %s", why)
-    groups = param_groups(
-        run.model,
-        cfg.lr,
-        cfg.head_lr,
-        cfg.layer_decay,
-        cfg.weight_decay,
-        cfg.layer_decay_direction,
-    )
+    groups, opt, sched = _optimiser(run, total, warmup)
     schedule = {
         "total_steps": total,
         "steps_per_epoch": steps_per_epoch,
@@ -83,13 +118,10 @@ def fit(run: Run, progress: bool = True) -> dict:
         out / "config.json",
         {**cfg.as_dict(), "lr_groups": describe_groups(groups), "schedule_used": schedule},
     )
-    opt = torch.optim.AdamW(groups)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_decay(total, warmup, cfg.schedule))
-    step_fn = slip_step if cfg.method == "slip" else rcml_step
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
     ckpt_dir = out / "checkpoints"
     history: list[dict] = []
-    step = 0
+    curve: list[dict] = []
     log.info(
         "training %s on %s: %d train nodes, %d steps/epoch, device %s, split from %s",
         cfg.method,
@@ -99,43 +131,30 @@ def fit(run: Run, progress: bool = True) -> dict:
         run.device,
         data.split_source,
     )
-    for epoch in range(cfg.epochs):
-        sampler.set_epoch(epoch)
+    for epoch in range(1, cfg.epochs + 1):
+        sampler.set_epoch(epoch - 1)
         run.model.train()
-        sums: dict[str, float] = {}
-        seen = 0
         bar = tqdm(
+            batches(run, sampler, train=True),
             total=steps_per_epoch,
-            desc=f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}",
+            desc=f"{cfg.method} epoch {epoch}/{cfg.epochs}",
             unit="batch",
             disable=not progress,
             dynamic_ncols=True,
         )
-        for batch in batches(run, sampler, train=True):
-            loss, parts = step_fn(run, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            seen += 1
-            for k, v in {"loss": float(loss.detach()), **parts}.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            if step >= total:
-                break
+        rows = _train_epoch(run, bar, opt, sched, epoch, len(curve), total)
         bar.close()
-        train_losses = {k: v / max(seen, 1) for k, v in sums.items()}
+        curve += rows
+        parts = list(dict.fromkeys(k for r in rows for k in r if k not in ("step", "epoch", "lr")))
+        # a part missing from a batch (RCML's intra-modal terms without edges) counts 0
+        train_losses = {k: sum(r.get(k, 0.0) for r in rows) / max(len(rows), 1) for k in parts}
         score = val_score(run)
         monitored = score if score is not None else -train_losses.get("loss", 0.0)
         improved = stopper.step(monitored)
         history.append(
             {
-                "epoch": epoch + 1,
-                "steps": step,
+                "epoch": epoch,
+                "steps": len(curve),
                 "train": train_losses,
                 "val_score": score,
                 "lr_max": max(g["lr"] for g in opt.param_groups),
@@ -143,24 +162,24 @@ def fit(run: Run, progress: bool = True) -> dict:
         )
         log.info(
             "epoch %d: train loss %.4f, val score %s%s",
-            epoch + 1,
+            epoch,
             train_losses.get("loss", float("nan")),
             "n/a" if score is None else f"{score:.4f}",
             " (best)" if improved else "",
         )
-        save_checkpoint(ckpt_dir / "last.pt", run, epoch + 1, score)
+        save_checkpoint(ckpt_dir / "last.pt", run, epoch, score)
         if improved:
-            save_checkpoint(ckpt_dir / "best.pt", run, epoch + 1, score)
+            save_checkpoint(ckpt_dir / "best.pt", run, epoch, score)
         write_json(out / "history.json", rounded(history))
+        write_csv(out / "loss_curve.csv", rounded(curve))
         if stopper.should_stop:
             log.info(
-                "early stopping after epoch %d (no improvement for %d epochs)",
-                epoch + 1,
-                cfg.patience,
+                "early stopping after epoch %d (no improvement for %d epochs)", epoch, cfg.patience
             )
             break
-        if step >= total:
+        if len(curve) >= total:
             break
+    plot_loss_curve(rounded(curve), rounded(history), out / "loss_curve.png")
     best = load_checkpoint(run, ckpt_dir / "best.pt")
     result = evaluate(run, "test")
     result["best_epoch"] = best["epoch"]

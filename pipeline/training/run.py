@@ -160,7 +160,11 @@ def build_run(cfg: TrainConfig) -> Run:
                 raise UserError(f"{name} embeddings have {e.shape[0]} rows, nodes {data.num_nodes}")
         if emb_image.shape[1] != emb_text.shape[1]:
             raise UserError("image and text embeddings differ in dimension")
-        model = _slip_model(cfg, None, emb_image.shape[1], data.num_classes)
+        means = {}
+        if cfg.frozen_center:
+            train = torch.as_tensor(data.nodes("train"))
+            means = {"image_mean": emb_image[train].mean(0), "text_mean": emb_text[train].mean(0)}
+        model = _slip_model(cfg, None, emb_image.shape[1], data.num_classes, **means)
         return Run(cfg, data, model.to(device), device, emb_image=emb_image, emb_text=emb_text)
     if cfg.method == "rcml" and (not data.relation_texts or not (data.relation_id >= 0).any()):
         raise UserError(
@@ -177,11 +181,12 @@ def build_run(cfg: TrainConfig) -> Run:
     return Run(cfg, data, model.to(device), device, tokenizer, pp_train, pp_val, images)
 
 
-def _slip_model(cfg: TrainConfig, net, dim: int, num_classes: int) -> SLIPModel:
+def _slip_model(cfg: TrainConfig, net, dim: int, num_classes: int, **means) -> SLIPModel:
     return SLIPModel(
         net,
         dim,
         num_classes,
+        **means,
         hidden=cfg.gat_hidden,
         heads=cfg.gat_heads,
         dropout=cfg.dropout,
