@@ -69,6 +69,21 @@ def test_slip_frozen_cli_learns_and_beats_random(folder, tmp_path, capsys):
     hist = _read(run / "history.json")
     assert hist[-1]["train"]["loss"] < hist[0]["train"]["loss"]
     assert set(hist[0]["train"]) == {"loss", "clip", "graph", "aux"}
+    # Table 2's mean MRR, the chance level, and what else SLIP reports (Fig. 5, few-shot).
+    assert m["mean_mrr"] == pytest.approx((m["i2t"]["mrr"] + m["t2i"]["mrr"]) / 2, abs=1e-5)
+    assert m["random"]["mrr"] == pytest.approx(_random_mrr(12), abs=1e-5)
+    assert "skipped" in m["zero_shot"]  # the fixture's embeddings come from no model
+    assert set(m["few_shot"]) >= {"1", "5", "10", "16"}
+    for k in ("1", "16"):
+        assert set(m["few_shot"][k]) >= {"image", "fused", "graph"}
+        assert 0 <= m["few_shot"][k]["fused"]["mean"] <= 1
+        assert len(m["few_shot"][k]["image"]["runs"]) == 5
+    hops = m["hop_similarity"]
+    assert set(hops) == {"before", "after"} and set(hops["after"]) == {"0", "1", "2", "3", "random"}
+    # trained: a product's own image and text are closer than random pairs, unlike before
+    assert hops["after"]["0"]["mean"] > hops["after"]["random"]["mean"] + 0.2
+    assert hops["after"]["0"]["mean"] > hops["before"]["0"]["mean"] + 0.2
+    assert (run / "hop_similarity.png").exists()
     # The loss curve, every step: numbers as CSV, and a PNG.
     rows = list(csv.DictReader((run / "loss_curve.csv").open()))
     assert len(rows) == hist[-1]["steps"] and rows[0].keys() >= {"step", "epoch", "lr", "loss"}
@@ -114,6 +129,11 @@ def test_slip_full_finetune_lowers_loss(folder, tmp_path):
     assert evaluate_loss(run) < before
     assert m["n_test"] == 12 and set(m["i2t"]) >= SLIP_KEYS
     assert (tmp_path / "full" / "metrics.json").exists()
+    # zero-shot: the class names as prompts through the run's own text encoder
+    zs = m["zero_shot"]
+    assert zs["text_encoder"] == "the run's text encoder" and zs["random"] == 0.25
+    assert 0 <= zs["image"]["accuracy"] <= 1 and zs["image"]["n"] == 12
+    assert zs["prompt"].format("Red") == "a photo of Red, a type of product."
 
 
 def test_rcml_frozen_lowers_loss_and_beats_random(folder, tmp_path):
@@ -332,3 +352,30 @@ def test_frozen_inputs_are_centred_on_the_train_mean(folder, tmp_path):
     # --no-frozen-center: the untrained model is the published embeddings themselves
     plain = build_run(dataclasses.replace(cfg, frozen_center=False))
     assert torch.allclose(plain.model.encode(batch)[0], run.emb_image[:5], atol=1e-6)
+
+
+def test_frozen_zero_shot_uses_the_model_that_made_the_embeddings(folder, tmp_path):
+    """SLIP --frozen embeds the prompts with the folder's model (manifest), after checking
+    that it reproduces the folder's title embeddings."""
+    import torch
+
+    from pipeline.clip import load_model
+    from pipeline.training.data import load_category
+    from pipeline.training.evaluate import evaluate
+
+    mine = tmp_path / "made-by-tiny"
+    shutil.copytree(folder, mine)
+    (mine / "manifest.json").write_text(json.dumps({"params": {"model": "acmmg-tiny"}}))
+    cfg = TrainConfig(method="slip", data=str(mine), out=str(tmp_path / "o"), frozen=True)
+    run = build_run(cfg)
+    assert run.cfg.model == "acmmg-tiny" and run.cfg.pretrained is None
+    m = evaluate(run)
+    assert "does not reproduce the folder's title embeddings" in m["zero_shot"]["skipped"]
+
+    cm = load_model("acmmg-tiny", None, device="cpu", seed=0)
+    with torch.no_grad():
+        titles = cm.model.encode_text(cm.tokenizer(load_category(mine).titles))
+    torch.save(torch.nn.functional.normalize(titles, dim=-1), mine / "embeddings/title_embeds.pt")
+    m = evaluate(build_run(cfg))
+    assert m["zero_shot"]["text_encoder"] == "acmmg-tiny (random)"
+    assert 0 <= m["zero_shot"]["fused"]["accuracy"] <= 1

@@ -8,11 +8,11 @@ of that method's command only. This module imports no torch, so ``acmmg --help``
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from pipeline.errors import UserError
-from pipeline.params import param
+from pipeline.params import ParamError, as_dict, build, param
 
 METHODS = ("slip", "rcml")
 # Both papers fine-tune CLIP ViT-B/32 (SLIP also B/16) from OpenAI's weights.
@@ -98,6 +98,15 @@ class TrainConfig:
         "before the adapters",
         method="slip",
     )
+    prompt: str = param(
+        "a photo of {}, a type of product.",
+        "zero-shot classification prompt; {} is the class name",
+        method="slip",
+    )
+    shots: tuple[int, ...] = param(
+        (1, 5, 10, 16), "k of the k-shot linear probes (repeat the flag)", method="slip"
+    )
+    fewshot_seeds: int = param(5, "draws of the k-shot support nodes", method="slip")
     gat_hidden: int = param(512, "GAT hidden size", method="slip")
     gat_heads: int = param(4, "GAT attention heads", method="slip")
     dropout: float = param(0.1, "GAT dropout", method="slip")
@@ -147,11 +156,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """From a config.json (other keys, such as lr_groups, ignored); bad values refused."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            return build(cls, {k: v for k, v in d.items() if k in names}, source="config")
+        except ParamError as e:
+            raise UserError(str(e)) from None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_dict(self)
 
 
 def method_fields(method: str) -> tuple[str, ...]:

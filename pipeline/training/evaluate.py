@@ -18,31 +18,12 @@ from pipeline.training.batches import batches, chunks
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import CategoryData, SubgraphBatchSampler
+from pipeline.training.plots import plot_hop_similarity
 from pipeline.training.rcml import RCMLModel
 from pipeline.training.report import rounded
 from pipeline.training.run import Run, build_run
+from pipeline.training.slip_eval import evaluate_slip, slip_before, slip_test_metrics
 from pipeline.training.steps import rcml_step, relation_tokens, slip_step
-
-
-@torch.no_grad()
-def slip_embeddings(run: Run, nodes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised (E_v, E_t) of ``nodes`` (no graph needed at retrieval time)."""
-    run.model.eval()
-    ev, et = [], []
-    for batch in batches(run, chunks(nodes, run.cfg.eval_batch_size), train=False):
-        with run.autocast():
-            e_v, e_t = run.model.encode(batch)
-        ev.append(e_v.float().cpu())
-        et.append(e_t.float().cpu())
-    return torch.cat(ev), torch.cat(et)
-
-
-def evaluate_slip(run: Run, split: str = "test") -> dict:
-    nodes = run.data.nodes(split)
-    if len(nodes) < 2:
-        raise UserError(f"the {split} split has {len(nodes)} nodes: nothing to retrieve")
-    e_v, e_t = slip_embeddings(run, nodes)
-    return M.cross_modal_retrieval(e_v, e_t)
 
 
 def relation_queries(
@@ -162,8 +143,26 @@ def evaluate_rcml(run: Run, split: str = "test", max_queries: int | None = None)
     }
 
 
-def evaluate(run: Run, split: str = "test") -> dict:
-    out = evaluate_slip(run, split) if run.cfg.method == "slip" else evaluate_rcml(run, split)
+def before_training(run: Run, split: str = "test") -> dict:
+    """What the papers compare before and after training, measured on the model as it is
+    now: SLIP's Fig. 5 hop similarities."""
+    if run.cfg.method == "slip":
+        return {"hops": slip_before(run, split)}
+    return {}
+
+
+def evaluate(
+    run: Run, split: str = "test", before: dict | None = None, out_dir: Path | None = None
+) -> dict:
+    """Test metrics of the run's model (``before``: from ``before_training``); with
+    ``out_dir``, the plots go there too."""
+    before = before or {}
+    if run.cfg.method == "slip":
+        out, hop_values = slip_test_metrics(run, split, before.get("hops"))
+        if out_dir is not None:
+            plot_hop_similarity(hop_values, Path(out_dir) / "hop_similarity.png")
+    else:
+        out = evaluate_rcml(run, split)
     return {"method": run.cfg.method, "split": split, **out}
 
 
@@ -231,8 +230,10 @@ def evaluate_run(
     cfg_dict["out"] = str(out_dir)
     run = build_run(TrainConfig.from_dict(cfg_dict))
     result = {}
+    before = None
     if ckpt is not None:
+        before = before_training(run, split)  # the untrained model, as fit measured it
         result["best_epoch"] = load_checkpoint(run, ckpt)["epoch"]
-    result = rounded({**evaluate(run, split), **result})
+    result = rounded({**evaluate(run, split, before, out_dir), **result})
     write_json(Path(out_dir) / "metrics.json", result)
     return result

@@ -26,7 +26,7 @@ from pipeline.training.batches import batches
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import SubgraphBatchSampler
-from pipeline.training.evaluate import evaluate, val_score
+from pipeline.training.evaluate import before_training, evaluate, val_score
 from pipeline.training.optim import (
     EarlyStopping,
     describe_groups,
@@ -118,6 +118,7 @@ def fit(run: Run, progress: bool = True) -> dict:
         out / "config.json",
         {**cfg.as_dict(), "lr_groups": describe_groups(groups), "schedule_used": schedule},
     )
+    before = before_training(run)
     stopper = EarlyStopping(cfg.patience, cfg.min_delta)
     ckpt_dir = out / "checkpoints"
     history: list[dict] = []
@@ -181,7 +182,7 @@ def fit(run: Run, progress: bool = True) -> dict:
             break
     plot_loss_curve(rounded(curve), rounded(history), out / "loss_curve.png")
     best = load_checkpoint(run, ckpt_dir / "best.pt")
-    result = evaluate(run, "test")
+    result = evaluate(run, "test", before, out)
     result["best_epoch"] = best["epoch"]
     result = rounded(result)
     write_json(out / "metrics.json", result)

@@ -174,11 +174,20 @@ class SLIPModel(nn.Module):
         raw = self.frozen_logit_scale if self.frozen else self.clip.logit_scale
         return raw.exp().clamp(max=LOGIT_SCALE_MAX)
 
+    def adapt_image(self, emb: torch.Tensor) -> torch.Tensor:
+        """Frozen mode: E_v of published image embeddings (centred, then the adapter)."""
+        return self.image_adapter(F.normalize(emb - self.image_mean, dim=-1))
+
+    def adapt_text(self, emb: torch.Tensor) -> torch.Tensor:
+        """Frozen mode: E_t of published text embeddings, or of any text the folder's model
+        embedded (the zero-shot prompts)."""
+        return self.text_adapter(F.normalize(emb - self.text_mean, dim=-1))
+
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised (E_v, E_t) of a batch."""
         if self.frozen:
-            e_v = self.image_adapter(F.normalize(batch["image_emb"] - self.image_mean, dim=-1))
-            e_t = self.text_adapter(F.normalize(batch["text_emb"] - self.text_mean, dim=-1))
+            e_v = self.adapt_image(batch["image_emb"])
+            e_t = self.adapt_text(batch["text_emb"])
         else:
             e_v = self.clip.encode_image(batch["images"])
             e_t = self.clip.encode_text(batch["tokens"])
