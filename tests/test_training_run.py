@@ -162,32 +162,28 @@ def test_rcml_frozen_lowers_loss_and_beats_random(folder, tmp_path):
 
 
 def test_rcml_full_cli_and_eval(folder, tmp_path, capsys):
+    """RCML averages its metrics over --seeds runs (3 by default, as the paper)."""
     run = tmp_path / "rcml_full"
-    assert (
-        _cli(
-            "train",
-            "rcml",
-            "--data",
-            folder,
-            "--epochs",
-            1,
-            "--batch-size",
-            16,
-            "--max-steps",
-            1,
-            "--out",
-            run,
-            "--no-progress",
-            *TINY,
-        )
-        == 0
-    )
+    args = ["train", "rcml", "--data", folder, "--epochs", 1, "--batch-size", 16]
+    assert _cli(*args, "--max-steps", 1, "--seeds", 2, "--out", run, "--no-progress", *TINY) == 0
     m = _read(run / "metrics.json")
-    assert set(m["hit@5"]) == SIMS and all(0 <= v <= 1 for v in m["hit@5"].values())
+    assert m["seeds"] == [0, 1] and m["runs"] == ["seed-0", "seed-1"]
+    one = [_read(run / f"seed-{s}" / "metrics.json") for s in (0, 1)]
+    for name in SIMS:
+        assert m["mean"]["hit@5"][name] == pytest.approx(
+            (one[0]["hit@5"][name] + one[1]["hit@5"][name]) / 2, abs=1e-5
+        )
+        assert m["std"]["hit@5"][name] >= 0 and 0 <= m["mean"]["hit@5"][name] <= 1
+    assert m["mean"]["n_relations"] == 5 and m["mean"]["method"] == "rcml"
+    # the paper's other tasks and the CLIP baseline with the relation text appended
+    assert 0 <= m["mean"]["relation_validity"]["accuracy"] <= 1
+    base = one[0]["clip_relation_text"]
+    assert set(base["hit@5"]) == SIMS and "relation_validity" in base
+    assert base["model"] == "acmmg-tiny (random weights), untrained"
     # ``acmmg eval rcml --data DIR --out RUN_DIR`` evaluates the run found there
     (run / "metrics.json").unlink()
     assert main(["eval", "rcml", "--data", str(folder), "--out", str(run)]) == 0
-    assert _read(run / "metrics.json")["hit@5"] == m["hit@5"]
+    assert _read(run / "metrics.json") == m
     capsys.readouterr()
 
 

@@ -35,11 +35,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     run_dir = args.run
     # ``acmmg eval slip --data DIR --out RUN_DIR`` on a trained run evaluates that run.
-    if (
-        run_dir is None
-        and args.out is not None
-        and (Path(args.out) / "checkpoints" / "best.pt").exists()
-    ):
+    if run_dir is None and args.out is not None and (Path(args.out) / "config.json").exists():
         run_dir = args.out
     overrides = {name: getattr(args, name) for name in EVAL_OVERRIDES}
     overrides["frozen"] = True if args.frozen else None

@@ -29,6 +29,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "layer_decay": 0.8,
         "layer_decay_direction": "paper",
         "schedule": "linear",
+        "seeds": 1,
     },
     "rcml": {
         "epochs": 3,
@@ -38,6 +39,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "layer_decay": 1.0,
         "layer_decay_direction": "standard",
         "schedule": "cosine",
+        "seeds": 3,
     },
 }
 
@@ -82,6 +84,11 @@ class TrainConfig:
     patience: int = param(10, "early-stopping patience (epochs)")
     min_delta: float = param(0.001, "early-stopping min delta")
     seed: int = param(0, "random seed")
+    seeds: int | None = param(
+        None,
+        "train this many runs, seeds --seed, --seed + 1, ... (OUT/seed-<s>/), and average "
+        "their metrics in OUT/metrics.json (default: SLIP 1, RCML 3 as the RCML paper)",
+    )
     max_steps: int | None = param(None, "stop after this many steps")
     text_field: Literal["title", "description", "combined"] = param(
         "title", "text of each node (default title, as in SLIP)"
@@ -148,8 +155,8 @@ class TrainConfig:
             raise UserError(f"method must be one of {METHODS}, got {self.method!r}")
         unset = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, **unset)
-        if cfg.epochs < 1 or cfg.batch_size < 2:
-            raise UserError("epochs must be >= 1 and batch size >= 2")
+        if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.seeds < 1:
+            raise UserError("epochs and seeds must be >= 1 and batch size >= 2")
         if cfg.schedule not in ("linear", "cosine"):
             raise UserError(f"schedule must be linear or cosine, got {cfg.schedule!r}")
         return cfg

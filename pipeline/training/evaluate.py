@@ -13,142 +13,24 @@ import torch
 
 from pipeline.errors import UserError
 from pipeline.io import write_json
-from pipeline.training import metrics as M
-from pipeline.training.batches import batches, chunks
+from pipeline.training.batches import batches
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.config import TrainConfig
-from pipeline.training.data import CategoryData, SubgraphBatchSampler
+from pipeline.training.data import SubgraphBatchSampler
 from pipeline.training.plots import plot_hop_similarity
-from pipeline.training.rcml import RCMLModel
-from pipeline.training.report import rounded
+from pipeline.training.rcml_eval import clip_baseline, evaluate_rcml, rcml_retrieval
+from pipeline.training.report import rounded, write_average
 from pipeline.training.run import Run, build_run
 from pipeline.training.slip_eval import evaluate_slip, slip_before, slip_test_metrics
-from pipeline.training.steps import rcml_step, relation_tokens, slip_step
-
-
-def relation_queries(
-    data: CategoryData, split: str, negatives: int = 20, max_queries: int = 2000, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """RCML relation-guided retrieval queries inside one split.
-
-    Each edge with a relation whose endpoints are both in the split gives two queries (A -> B
-    and B -> A). Negatives: ``negatives`` random split nodes that are neither A, B nor a
-    neighbour of A; fewer where the split is too small (padded with -1). Seeded.
-    """
-    rng = np.random.default_rng(seed)
-    nodes = data.nodes(split)
-    e = data.edges_within(nodes)
-    e = e[data.relation_id[e] >= 0]
-    anchor = np.concatenate([data.src[e], data.dst[e]])
-    target = np.concatenate([data.dst[e], data.src[e]])
-    relation = np.concatenate([data.relation_id[e], data.relation_id[e]])
-    if len(anchor) > max_queries:
-        keep = np.sort(rng.choice(len(anchor), max_queries, replace=False))
-        anchor, target, relation = anchor[keep], target[keep], relation[keep]
-    adj = data.adjacency()
-    neg = np.full((len(anchor), negatives), -1, dtype=np.int64)
-    for q, (a, b) in enumerate(zip(anchor, target, strict=True)):
-        banned = set(adj.indices[adj.indptr[a] : adj.indptr[a + 1]].tolist()) | {int(a), int(b)}
-        pool = nodes[~np.isin(nodes, list(banned))]
-        k = min(negatives, len(pool))
-        if k:
-            neg[q, :k] = rng.choice(pool, k, replace=False)
-    # Relation-type prediction: each such edge once, as (src, dst); as many as queries at most.
-    if len(e) > max_queries:
-        e = e[np.sort(rng.choice(len(e), max_queries, replace=False))]
-    return {
-        "anchor": anchor,
-        "target": target,
-        "relation": relation,
-        "negatives": neg,
-        "edge_src": data.src[e],
-        "edge_dst": data.dst[e],
-        "edge_relation": data.relation_id[e],
-    }
-
-
-@torch.no_grad()
-def rcml_features(
-    run: Run, nodes: np.ndarray, rel_ids: list[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """z_T and z_I of ``nodes`` under every relation in ``rel_ids``: each [R, n, d], CPU fp16."""
-    run.model.eval()
-    model: RCMLModel = run.model
-    rel = model.relation_embeddings(relation_tokens(run, rel_ids, intra=False))
-    intra = torch.zeros(len(rel_ids), dtype=torch.bool, device=run.device)
-    zt, zi = [], []
-    for batch in batches(run, chunks(nodes, run.cfg.eval_batch_size), train=False):
-        with run.autocast():
-            feats = model.tokens(batch["images"], batch["tokens"])
-            z_t, z_i = model.conditioned(feats, rel, intra)
-        # fp16 on the host: R x n x d for a whole test split must stay affordable
-        zt.append(z_t.to(torch.float16).cpu())
-        zi.append(z_i.to(torch.float16).cpu())
-    return torch.cat(zt, dim=1), torch.cat(zi, dim=1)
-
-
-def evaluate_rcml(run: Run, split: str = "test", max_queries: int | None = None) -> dict:
-    data, cfg = run.data, run.cfg
-    q = relation_queries(data, split, cfg.negatives, max_queries or cfg.max_eval_queries, cfg.seed)
-    if len(q["anchor"]) == 0:
-        raise UserError(f"the {split} split has no edge with a relation: nothing to retrieve")
-    rel_ids = sorted(data.relation_texts)
-    col = {r: k for k, r in enumerate(rel_ids)}
-    used = np.unique(
-        np.concatenate(
-            [q["anchor"], q["target"], q["negatives"].ravel(), q["edge_src"], q["edge_dst"]]
-        )
-    )
-    used = used[used >= 0]
-    row = np.full(data.num_nodes, -1, dtype=np.int64)
-    row[used] = np.arange(len(used))
-    zt, zi = rcml_features(run, used, rel_ids)
-
-    # Relation-guided retrieval: 1 positive + negatives, scored under the query's relation.
-    r = torch.as_tensor([col[x] for x in q["relation"]])
-    cands = np.concatenate([q["target"][:, None], q["negatives"]], axis=1)
-    pad = torch.as_tensor(cands < 0)
-    cand_rows = torch.as_tensor(row[np.where(cands < 0, used[0], cands)])
-    a_rows = torch.as_tensor(row[q["anchor"]])
-    scores: dict[str, list[torch.Tensor]] = {name: [] for name in M.SIMILARITIES}
-    for s in range(0, len(r), 256):  # chunks keep the [q, 1 + m, d] gathers small
-        rr, ar, cr = r[s : s + 256], a_rows[s : s + 256], cand_rows[s : s + 256]
-        ta, ia = zt[rr, ar][:, None], zi[rr, ar][:, None]  # [q, 1, d]
-        tb, ib = zt[rr[:, None], cr], zi[rr[:, None], cr]  # [q, 1 + m, d]
-        for name, v in M.pair_similarities(ta, ia, tb, ib).items():
-            scores[name].append(v)
-    hit = {}
-    for name in M.SIMILARITIES:
-        sc = torch.cat(scores[name]).masked_fill(pad, float("-inf"))
-        hit[name] = M.hit_at_k(sc[:, 0], sc[:, 1:], k=5)
-    n_neg = (q["negatives"] >= 0).sum(axis=1)
-
-    # Relation-type prediction: score every relation for each test edge, top-3 accuracy.
-    es, ed = torch.as_tensor(row[q["edge_src"]]), torch.as_tensor(row[q["edge_dst"]])
-    pair = M.pair_similarities(zt[:, es], zi[:, es], zt[:, ed], zi[:, ed])  # each [R, e]
-    target = torch.as_tensor([col[x] for x in q["edge_relation"]])
-    top3 = {name: M.topk_accuracy(pair[name].T, target, k=3) for name in M.SIMILARITIES}
-    return {
-        "hit@5": hit,
-        "relation_top3": top3["AVG"],
-        "relation_top3_by_similarity": top3,
-        "n_queries": int(len(q["anchor"])),
-        "n_edges": int(len(q["edge_src"])),
-        "n_relations": len(rel_ids),
-        "negatives_per_query": {"min": int(n_neg.min()), "max": int(n_neg.max())},
-        "random": {
-            "hit@5": float(np.mean(np.minimum(1.0, 5.0 / (1.0 + n_neg)))),
-            "relation_top3": min(1.0, 3.0 / len(rel_ids)),
-        },
-    }
+from pipeline.training.steps import rcml_step, slip_step
 
 
 def before_training(run: Run, split: str = "test") -> dict:
     """What the papers compare before and after training, measured on the model as it is
-    now: SLIP's Fig. 5 hop similarities."""
+    now: SLIP's Fig. 5 hop similarities; RCML's CLIP baseline (relation text appended)."""
     if run.cfg.method == "slip":
         return {"hops": slip_before(run, split)}
-    return {}
+    return {"clip": clip_baseline(run, split)}
 
 
 def evaluate(
@@ -162,7 +44,7 @@ def evaluate(
         if out_dir is not None:
             plot_hop_similarity(hop_values, Path(out_dir) / "hop_similarity.png")
     else:
-        out = evaluate_rcml(run, split)
+        out = evaluate_rcml(run, split, before.get("clip"))
     return {"method": run.cfg.method, "split": split, **out}
 
 
@@ -174,7 +56,7 @@ def val_score(run: Run) -> float | None:
                 return None
             m = evaluate_slip(run, "val")
             return (m["i2t"]["mrr"] + m["t2i"]["mrr"]) / 2
-        m = evaluate_rcml(run, "val", max_queries=min(500, run.cfg.max_eval_queries))
+        m = rcml_retrieval(run, "val", max_queries=min(500, run.cfg.max_eval_queries))
         return m["hit@5"]["AVG"]
     except UserError:
         return None
@@ -212,6 +94,8 @@ def evaluate_run(
         if not (run_dir / "config.json").exists():
             raise UserError(f"{run_dir}/config.json is missing: not a training run directory")
         cfg_dict = json.loads((run_dir / "config.json").read_text())
+        if (cfg_dict.get("seeds") or 1) > 1:
+            return _evaluate_seeds(run_dir, cfg_dict, data, method, out, split, overrides)
         ckpt = run_dir / "checkpoints" / "best.pt"
         if not ckpt.exists():
             raise UserError(f"{ckpt} is missing: the run has no checkpoint yet")
@@ -237,3 +121,14 @@ def evaluate_run(
     result = rounded({**evaluate(run, split, before, out_dir), **result})
     write_json(Path(out_dir) / "metrics.json", result)
     return result
+
+
+def _evaluate_seeds(run_dir: Path, cfg_dict: dict, data, method, out, split, overrides) -> dict:
+    """``evaluate_run`` of a several-seed run: each seed's run, then their average."""
+    seed0 = int(cfg_dict.get("seed", 0))
+    results = {}
+    for seed in range(seed0, seed0 + int(cfg_dict["seeds"])):
+        sub = f"seed-{seed}"
+        sub_out = Path(out) / sub if out is not None else None
+        results[seed] = evaluate_run(run_dir / sub, data, method, sub_out, split, overrides)
+    return write_average(Path(out) if out is not None else run_dir, results)

@@ -13,6 +13,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from pipeline.training.optim import (
     warmup_for,
 )
 from pipeline.training.plots import plot_loss_curve
-from pipeline.training.report import rounded, write_csv
+from pipeline.training.report import rounded, write_average, write_csv
 from pipeline.training.run import Run, build_run
 from pipeline.training.steps import rcml_step, slip_step
 
@@ -43,8 +44,23 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train, keep the best checkpoint by validation score, write test metrics. Returns them."""
-    return fit(build_run(cfg), progress=progress)
+    """Train, keep the best checkpoint by validation score, write test metrics. Returns them.
+
+    With ``seeds`` > 1, one run per seed in OUT/seed-<s>/ and their average in
+    OUT/metrics.json (RCML A.1: "averaged over three runs with different random seeds")."""
+    cfg = cfg.resolved()
+    if cfg.seeds == 1:
+        return fit(build_run(cfg), progress=progress)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", cfg.as_dict())
+    results = {}
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    for seed in seeds:
+        sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(out / f"seed-{seed}"))
+        log.info("seed %d of %s", seed, seeds)
+        results[seed] = fit(build_run(sub), progress=progress)
+    return write_average(out, results)
 
 
 def _check_trainable(run: Run) -> None:

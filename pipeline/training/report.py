@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 from typing import Any
 
-from pipeline.io import atomic_path
+import numpy as np
+
+from pipeline.io import atomic_path, write_json
 
 
 def rounded(obj: Any, digits: int = 6) -> Any:
@@ -27,3 +30,38 @@ def write_csv(dest: str | os.PathLike, rows: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def average(results: list[dict]) -> tuple[dict, dict]:
+    """(mean, standard deviation) of several runs' metrics, leaf by leaf: numbers averaged,
+    other values kept where all runs agree (left out where they differ)."""
+    mean: dict = {}
+    std: dict = {}
+    for k in results[0]:
+        vals = [r[k] for r in results if k in r]
+        if len(vals) < len(results):
+            continue
+        if all(isinstance(v, dict) for v in vals):
+            m, s = average(vals)
+            mean[k] = m
+            if s:
+                std[k] = s
+        elif all(_is_number(v) for v in vals):
+            mean[k] = float(np.mean(vals))
+            std[k] = float(np.std(vals))
+        elif all(v == vals[0] for v in vals):
+            mean[k] = vals[0]
+    return mean, std
+
+
+def write_average(out: Path, results: dict[int, dict]) -> dict:
+    """OUT/metrics.json of a several-seed run: mean and std of each metric, and the seeds."""
+    mean, std = average(list(results.values()))
+    summary = rounded({"seeds": sorted(results), "mean": mean, "std": std})
+    summary["runs"] = [f"seed-{s}" for s in sorted(results)]
+    write_json(out / "metrics.json", summary)
+    return summary
