@@ -375,3 +375,13 @@ def test_frozen_zero_shot_uses_the_model_that_made_the_embeddings(folder, tmp_pa
     m = evaluate(build_run(cfg))
     assert m["zero_shot"]["text_encoder"] == "acmmg-tiny (random)"
     assert 0 <= m["zero_shot"]["fused"]["accuracy"] <= 1
+
+
+def test_bad_settings_are_one_line_errors(folder, tmp_path, capsys):
+    base = ["train", "slip", "--data", folder, "--frozen", "--out", tmp_path / "x"]
+    assert _cli(*base, "--prompt", "a photo of {name}") == 2
+    assert _cli(*base, "--shots", 0) == 2
+    assert _cli(*base, "--seeds", 0) == 2
+    err = capsys.readouterr().err
+    assert "--prompt must hold one {}" in err and "--shots" in err and "seeds must be" in err
+    assert "Traceback" not in err

@@ -157,6 +157,14 @@ class TrainConfig:
         cfg = dataclasses.replace(self, **unset)
         if cfg.epochs < 1 or cfg.batch_size < 2 or cfg.seeds < 1:
             raise UserError("epochs and seeds must be >= 1 and batch size >= 2")
+        try:
+            ok = cfg.prompt.format("x") != cfg.prompt.format("y")
+        except (IndexError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise UserError(f"--prompt must hold one {{}} for the class name, got {cfg.prompt!r}")
+        if not cfg.shots or min(cfg.shots) < 1 or cfg.fewshot_seeds < 1:
+            raise UserError("--shots and --fewshot-seeds must be >= 1")
         if cfg.schedule not in ("linear", "cosine"):
             raise UserError(f"schedule must be linear or cosine, got {cfg.schedule!r}")
         return cfg

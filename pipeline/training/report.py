@@ -50,11 +50,13 @@ def average(results: list[dict]) -> tuple[dict, dict]:
             mean[k] = m
             if s:
                 std[k] = s
+        elif all(v == vals[0] for v in vals):
+            mean[k] = vals[0]  # a count or a name every run shares stays as it is
+            if _is_number(vals[0]):
+                std[k] = 0.0
         elif all(_is_number(v) for v in vals):
             mean[k] = float(np.mean(vals))
             std[k] = float(np.std(vals))
-        elif all(v == vals[0] for v in vals):
-            mean[k] = vals[0]
     return mean, std
 
 
