@@ -139,3 +139,24 @@ def test_assembled_published_downloaded_folder_loads_in_dgl(tmp_path, consumer_p
     assert summary["edges"] == manifest["counts"]["edges"]
     assert {"label", "train_mask", "val_mask", "test_mask"} <= set(summary["ndata"])
     assert "weight" in summary["edata"]
+
+
+def test_check_refuses_embeddings_that_run_code(tmp_path, consumer_python):
+    """The card's snippet loads embeddings with weights_only=True: a pickle that would run
+    code fails the check, and the code never runs."""
+    folder = tmp_path / "hostile"
+    build_category_folder(folder, n=30, seed=6)
+    marker = tmp_path / "PWNED"
+    payload = (
+        "import os, torch\n"
+        "class P:\n"
+        "    def __reduce__(self):\n"
+        f"        return (os.system, ('touch {marker}',))\n"
+        f"torch.save(P(), {str(folder / 'embeddings' / 'image_embeds.pt')!r})\n"
+    )
+    subprocess.run([consumer_python, "-c", payload], check=True, timeout=120)
+    (folder / "manifest.json").unlink()  # the checksum would catch it first
+    r = run_check(consumer_python, folder)
+    assert r.returncode != 0
+    assert "Weights only load failed" in r.stderr or "UnpicklingError" in r.stderr
+    assert not marker.exists()

@@ -59,7 +59,10 @@ def make_category_folder(
     dim: int = 512,
     seed: int = 0,
     with_splits: bool = True,
+    relation_lists: bool = False,
 ) -> Path:
+    """``relation_lists``: edges.parquet also gets relation_ids / relation_shares (every
+    other edge a second relation), as the relations stage publishes them."""
     rng = np.random.default_rng(seed)
     dest = Path(dest)
     (dest / "node_attributes").mkdir(parents=True)
@@ -95,7 +98,7 @@ def make_category_folder(
     src, dst = map(np.array, zip(*sorted(edges), strict=True))
     lu, lv = labels[src], labels[dst]
     relation = np.where(lu == lv, lu % n_relations, (lu + lv + 1) % n_relations).astype(np.int64)
-    pl.DataFrame(
+    edges_df = pl.DataFrame(
         {
             "src": src.astype(np.int64),
             "dst": dst.astype(np.int64),
@@ -103,7 +106,19 @@ def make_category_folder(
             "relation_id": relation,
             "relation_users": rng.integers(1, 5, len(src)).astype(np.int64),
         }
-    ).write_parquet(dest / "edges.parquet")
+    )
+    if relation_lists:
+        second = (relation + 1) % n_relations
+        ids = [
+            [int(r), int(t)] if i % 2 else [int(r)]
+            for i, (r, t) in enumerate(zip(relation, second, strict=True))
+        ]
+        shares = [[0.7, 0.3] if len(x) == 2 else [1.0] for x in ids]
+        edges_df = edges_df.with_columns(
+            pl.Series("relation_ids", ids, dtype=pl.List(pl.Int64)),
+            pl.Series("relation_shares", shares, dtype=pl.List(pl.Float64)),
+        )
+    edges_df.write_parquet(dest / "edges.parquet")
     relations = [
         {
             "id": r,

@@ -2,8 +2,10 @@
 
     $(tools/dgl_consumer_env.sh | tail -1) tools/dgl_consumer_check.py FOLDER [--resave DIR]
 
-First the ACMMG card's loading snippet runs unchanged (only ``category_path`` is set to
-FOLDER), exactly as a researcher would run it. Then the loaded graph is compared with the
+First the ACMMG card's loading snippet runs (only ``category_path`` is set to FOLDER), as a
+researcher would run it, in its safe form: ``torch.load(..., weights_only=True)`` and
+``tar.extractall(..., filter="data")``, so a hostile folder can neither run code through a
+pickle nor write outside itself through the archive (the seed card's plain calls allow both). Then the loaded graph is compared with the
 folder's framework-neutral files: its edges and weights (and relation ids) with
 edges.parquet (each undirected edge stored in both directions), its labels with the node
 attributes' ``class``, its masks with splits.parquet (when present), and everything with the
@@ -26,8 +28,9 @@ import sys
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
-# The loading snippet of the ACMMG dataset card (seed 000), verbatim; the one assignment of
-# category_path is replaced by the folder under test.
+# The loading snippet of the ACMMG dataset card (seed 000) with its two unsafe calls made safe
+# (weights_only=True, filter="data"); the one assignment of category_path is replaced by the
+# folder under test.
 CARD_SNIPPET = """
 import dgl
 import pandas as pd
@@ -40,14 +43,14 @@ import os
 category_path = "path/to/category"
 if not os.path.exists(f"{category_path}/images"):
     with tarfile.open(f"{category_path}/images.tar", "r") as tar:
-        tar.extractall(category_path)
+        tar.extractall(category_path, filter="data")
 # Load node attributes
 node_attributes = pd.read_parquet(f"{category_path}/node_attributes/node_attributes_0.parquet")
 # Load graph
 graph = dgl.load_graphs(f"{category_path}/dgl_graph.dgl")[0][0]
 # Load embeddings
-image_embeds = torch.load(f"{category_path}/embeddings/image_embeds.pt")
-title_embeds = torch.load(f"{category_path}/embeddings/title_embeds.pt")
+image_embeds = torch.load(f"{category_path}/embeddings/image_embeds.pt", weights_only=True)
+title_embeds = torch.load(f"{category_path}/embeddings/title_embeds.pt", weights_only=True)
 # Load category mapping
 with open(f"{category_path}/node_categories.json", "r") as f:
     categories = json.load(f)
@@ -161,7 +164,7 @@ def check(folder: str, resave: str | None = None) -> dict:
     for kind in ("description", "combined"):
         p = os.path.join(folder, "embeddings", f"{kind}_embeds.pt")
         if os.path.exists(p):
-            assert torch.load(p).shape[0] == n, kind
+            assert torch.load(p, weights_only=True).shape[0] == n, kind
     ns["image"].load()
     for asin in attrs["asin"]:
         assert os.path.isfile(os.path.join(folder, "images", f"{asin}.jpg")), asin

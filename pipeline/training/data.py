@@ -56,6 +56,11 @@ class CategoryData:
     class_names: dict[int, str]
     split: np.ndarray  # object [N] of "train" / "val" / "test"
     split_source: str
+    # Every relation of each edge (edges.parquet relation_ids, top first), as CSR: the
+    # relations of edge e are relation_all[relation_ptr[e]:relation_ptr[e + 1]]. Folders
+    # without relation_ids give each edge its relation_id alone.
+    relation_ptr: np.ndarray | None = field(default=None, repr=False)
+    relation_all: np.ndarray | None = field(default=None, repr=False)
     _adj: sp.csr_matrix | None = field(default=None, repr=False)
     _rel: sp.csr_matrix | None = field(default=None, repr=False)
 
@@ -81,6 +86,13 @@ class CategoryData:
         if field == "combined":  # as pipeline.clip builds the combined embedding's text
             return [f"{t} {d}".strip() for t, d in zip(self.titles, self.descriptions, strict=True)]
         raise ValueError(f"text field must be one of {TEXT_FIELDS}, got {field!r}")
+
+    def edge_relations(self, e: int) -> np.ndarray:
+        """Every relation id of edge ``e`` (top first); empty where it has none."""
+        if self.relation_ptr is None:
+            r = self.relation_id[e]
+            return np.array([r] if r >= 0 else [], dtype=np.int64)
+        return self.relation_all[self.relation_ptr[e] : self.relation_ptr[e + 1]]
 
     def adjacency(self) -> sp.csr_matrix:
         """Symmetric 0/1 adjacency (CSR, int8), no self loops."""
@@ -172,6 +184,16 @@ def _relation_texts(rels: list | dict, path: Path) -> dict[int, str]:
     return out
 
 
+def _relation_lists(col: pl.Series, known: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr, flat ids) of a list column of relation ids; ids without a text are dropped."""
+    lists = col.cast(pl.List(pl.Int64)).list.drop_nulls()
+    lists = lists.list.eval(pl.element().filter(pl.element().is_in(sorted(known))))
+    lengths = lists.list.len().fill_null(0).to_numpy()
+    ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = lists.explode().drop_nulls().to_numpy().astype(np.int64)
+    return ptr, flat
+
+
 def load_category(root: str | os.PathLike) -> CategoryData:
     """Read a published category folder (our layout; see DESIGN.md)."""
     root = Path(root)
@@ -236,6 +258,10 @@ def load_category(root: str | os.PathLike) -> CategoryData:
         )
         relation_id = np.where(unknown, -1, relation_id)
 
+    relation_ptr = relation_all = None
+    if "relation_ids" in edges.columns:
+        relation_ptr, relation_all = _relation_lists(edges["relation_ids"], set(relation_texts))
+
     class_names: dict[int, str] = {}
     if (root / "node_categories.json").exists():
         cats = json.loads((root / "node_categories.json").read_text())
@@ -257,6 +283,8 @@ def load_category(root: str | os.PathLike) -> CategoryData:
         class_names=class_names,
         split=split,
         split_source=source,
+        relation_ptr=relation_ptr,
+        relation_all=relation_all,
     )
 
 

@@ -5,8 +5,9 @@ embedding Z, structural contrastive loss and an auxiliary classifier.
 
 Two ways to get the per-node image / text embeddings E_v, E_t:
 - full: an open_clip model encodes images and texts (fine-tuned end to end);
-- frozen: the folder's precomputed CLIP embeddings, each passed through a trainable linear
-  adapter that starts as the identity (so an untrained model scores exactly like the published
+- frozen: the folder's precomputed CLIP embeddings, centred on their modality's train-split
+  mean (a fixed shift, see ``SLIPModel``), each passed through a trainable linear adapter
+  that starts as the identity (so an untrained model scores like the centred published
   embeddings). Only the adapters and graph heads train: fast, CPU-friendly.
 Retrieval is evaluated on E_v / E_t; the graph path is training-time supervision.
 """
@@ -130,7 +131,14 @@ def identity_linear(dim: int, bias: bool = True) -> nn.Linear:
 
 class SLIPModel(nn.Module):
     """SLIP model. ``clip`` is an open_clip model (full mode) or None (frozen mode, inputs are
-    precomputed embeddings of dimension ``embed_dim``)."""
+    precomputed embeddings of dimension ``embed_dim``).
+
+    Frozen mode subtracts ``image_mean`` / ``text_mean`` (buffers, saved with the model) from
+    the inputs before the adapters. Each modality's embeddings share one large common
+    direction (CLIP's modality gap; with random-weight towers, almost all of the vector:
+    cosine 0.99 between any two demo images), and the adapters would otherwise spend their
+    first steps, at a learning rate meant for fine adjustment, only learning to remove it.
+    """
 
     def __init__(
         self,
@@ -142,6 +150,8 @@ class SLIPModel(nn.Module):
         dropout: float = 0.1,
         use_graph: bool = True,
         use_aux: bool = True,
+        image_mean: torch.Tensor | None = None,
+        text_mean: torch.Tensor | None = None,
     ):
         super().__init__()
         self.clip = clip
@@ -151,6 +161,9 @@ class SLIPModel(nn.Module):
             self.image_adapter = identity_linear(embed_dim)
             self.text_adapter = identity_linear(embed_dim)
             self.frozen_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+            zero = torch.zeros(embed_dim)
+            self.register_buffer("image_mean", zero if image_mean is None else image_mean.float())
+            self.register_buffer("text_mean", zero if text_mean is None else text_mean.float())
         self.head = SLIPHead(embed_dim, num_classes, hidden, heads, dropout, use_graph, use_aux)
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -161,11 +174,20 @@ class SLIPModel(nn.Module):
         raw = self.frozen_logit_scale if self.frozen else self.clip.logit_scale
         return raw.exp().clamp(max=LOGIT_SCALE_MAX)
 
+    def adapt_image(self, emb: torch.Tensor) -> torch.Tensor:
+        """Frozen mode: E_v of published image embeddings (centred, then the adapter)."""
+        return self.image_adapter(F.normalize(emb - self.image_mean, dim=-1))
+
+    def adapt_text(self, emb: torch.Tensor) -> torch.Tensor:
+        """Frozen mode: E_t of published text embeddings, or of any text the folder's model
+        embedded (the zero-shot prompts)."""
+        return self.text_adapter(F.normalize(emb - self.text_mean, dim=-1))
+
     def encode(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """L2-normalised (E_v, E_t) of a batch."""
         if self.frozen:
-            e_v = self.image_adapter(batch["image_emb"])
-            e_t = self.text_adapter(batch["text_emb"])
+            e_v = self.adapt_image(batch["image_emb"])
+            e_t = self.adapt_text(batch["text_emb"])
         else:
             e_v = self.clip.encode_image(batch["images"])
             e_t = self.clip.encode_text(batch["tokens"])
