@@ -177,20 +177,16 @@ def test_flags_join_a_parser_that_has_some_already(bench, tmp_path):
         run_search(parser.parse_args(["--out", str(out)]))
 
 
-def test_flags_fit_the_real_eval_parser(bench, tmp_path):
-    # What the lead wires: add_search_args on `acmmg eval`'s own parser (no flag clashes).
-    from pipeline.cli import build_parser
+def test_acmmg_eval_search_command(bench, tmp_path, capsys):
+    from pipeline.cli import main
 
     tmp, _, _ = bench
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    add_search_args(sub.choices["eval"])
     out = tmp_path / "r.json"
-    args = parser.parse_args(
-        ["eval", "--data", str(tmp / "fixture"), "--queries", str(tmp / EXAMPLES),
+    rc = main(
+        ["eval", "search", "--from", str(tmp / "fixture"), "--queries", str(tmp / EXAMPLES),
          "--out", str(out), "--k", "5", "--esci-split", "all"]
     )  # fmt: skip
-    assert run_search(args) == 0
+    assert rc == 0 and "ndcg" in capsys.readouterr().out.lower()
     assert set(json.loads(out.read_text())["scorers"]["title"]) == {"ndcg", "recall@5"}
 
 

@@ -31,6 +31,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.method == "search":
+        from pipeline.cli.search import run_search
+
+        return run_search(args)
     from pipeline.training.evaluate import evaluate_run
 
     run_dir = args.run
@@ -79,9 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "method",
         nargs="?",
-        choices=METHODS,
+        choices=(*METHODS, "search"),
         default=None,
-        help="method (taken from the run when --run is given)",
+        help="method (taken from the run when --run is given); search: the ESCI ranking "
+        "baseline on a folder (--from FOLDER --queries ESCI_EXAMPLES)",
     )
     e.add_argument("--run", type=Path, default=None, help="training run directory")
     e.add_argument(
@@ -95,4 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="without --run: evaluate the published embeddings (SLIP)",
     )
     add_params(e, TrainConfig, only=EVAL_OVERRIDES, defaults=dict.fromkeys(EVAL_OVERRIDES))
+    from pipeline.cli.search import add_search_args
+
+    add_search_args(e)
     e.set_defaults(func=_eval)
