@@ -49,5 +49,3 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"acmmg {args.command}: error: {e}", file=sys.stderr)
         return 2
-
-
