@@ -49,3 +49,5 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"acmmg {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
