@@ -55,6 +55,7 @@ def load_category(
     cache_dir: str | os.PathLike | None = None,
     storage_options: dict | None = None,
     verify: bool = False,
+    public_key: str | os.PathLike | None = None,
 ) -> Category:
     """Open a published category, downloading (with verification) where it is not local.
 
@@ -64,7 +65,8 @@ def load_category(
     ``cache_dir/<hash of the target>/<slug>`` (default ``$ACMMG_DATA`` or
     ``~/.cache/acmmg/data``) by ``acmmg.download.download_category``: every file checked
     against the manifest, the version recomputed from it, ``include`` / ``exclude`` for a
-    partial download. ``verify=True`` re-hashes a local folder's files against its manifest.
+    partial download; ``public_key``: a pinned key the manifest's signature must verify with
+    (``acmmg.signing``). ``verify=True`` re-hashes a local folder's files against its manifest.
     """
     text = os.fspath(source)
     local = Path(text) if "://" not in text and not text.startswith("hf:") else None
@@ -89,6 +91,7 @@ def load_category(
         storage_options=storage_options,
         include=include,
         exclude=exclude,
+        public_key=public_key,
     )
     return Category(out)
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from acmmg.errors import DownloadError, UnsafeArchiveError
 from acmmg.layout import IMAGES_TAR, MANIFEST, check_slug, parse_manifest, select_files
+from acmmg.signing import MAX_SIGNATURE_BYTES, SIGNATURE, pinned_key, verify_manifest
 from acmmg.transport import open_source, with_retries
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,13 @@ def download_category(
     retries: int = 5,
     include: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
+    public_key: str | os.PathLike | None = None,
 ) -> Path:
     """Download ``slug`` from ``source`` into ``dest/slug`` and return that folder.
 
     ``include`` / ``exclude``: glob patterns over the manifest's paths for a partial download.
+    ``public_key`` (or ``$ACMMG_PUBLIC_KEY``): a pinned Ed25519 public key (PEM path or text);
+    the manifest's detached signature must then verify (``acmmg.signing``).
     Raises ``DownloadError`` (a ``UserError``) naming the file on a size or sha256 mismatch (the
     bad bytes are deleted), when a file cannot be fetched after ``retries`` attempts, or when
     the destination cannot be written (a full disk); ``ManifestError`` for a manifest that
@@ -135,7 +139,12 @@ def download_category(
         raise DownloadError(
             f"{source}: version {loc.version or 'main'} of {slug} is not (completely) published"
         )
-    manifest = parse_manifest(loc.manifest, f"{source} {loc.folder}", version=loc.version)
+    where = f"{source} {loc.folder}"
+    manifest = parse_manifest(loc.manifest, where, version=loc.version)
+    key = pinned_key(public_key)
+    if key is not None:
+        sig = loc.source.read(f"{loc.folder}/{SIGNATURE}", MAX_SIGNATURE_BYTES)
+        verify_manifest(loc.manifest, sig, key, where)
     selected = select_files(manifest["files"], include, exclude)
     dest = Path(dest)
     out = dest / slug

@@ -63,6 +63,7 @@ def _publish(args: argparse.Namespace) -> int:
         args.target,
         version=args.version,
         storage_options=_storage_options(args.storage_options),
+        sign_key=args.sign_key,
     )
     print(version)
     return 0
@@ -81,6 +82,7 @@ def _download(args: argparse.Namespace) -> int:
         storage_options=_storage_options(args.storage_options),
         include=args.include,
         exclude=args.exclude,
+        public_key=args.public_key,
     )
     print(out)
     return 0
@@ -108,6 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--version", help="version name (default: the manifest's)")
     p.add_argument("--storage-options", help=so_help)
+    p.add_argument(
+        "--sign-key",
+        metavar="PEM",
+        help="Ed25519 private key: also publish manifest.json.sig (default: $ACMMG_SIGN_KEY)",
+    )
     p.set_defaults(func=_publish)
 
     d = sub.add_parser(
@@ -139,4 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip the files matching GLOB (repeatable; e.g. images.tar)",
     )
     d.add_argument("--storage-options", help=so_help)
+    d.add_argument(
+        "--public-key",
+        metavar="PEM",
+        help="pinned Ed25519 public key: refuse a manifest whose signature does not verify "
+        "(default: $ACMMG_PUBLIC_KEY)",
+    )
     d.set_defaults(func=_download)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from acmmg.layout import MANIFEST, MAX_MANIFEST_BYTES, parse_manifest
+from acmmg.signing import MAX_SIGNATURE_BYTES, SIGNATURE
 from acmmg.transport import HubSource, hf_endpoint, hf_repo, hf_token
 from pipeline.errors import UserError
 
@@ -230,9 +231,17 @@ def node_split_tables(folder: Path) -> dict[str, Any]:
 
 
 def publish_hub(
-    folder: Path, category: str, target: str, manifest: dict, raw: bytes, api: Any = None
+    folder: Path,
+    category: str,
+    target: str,
+    manifest: dict,
+    raw: bytes,
+    api: Any = None,
+    signature: bytes | None = None,
 ) -> str:
-    """Publish the checked ``folder`` to the Hub repo ``target``; return the version."""
+    """Publish the checked ``folder`` to the Hub repo ``target``; return the version.
+
+    ``signature``: the detached ``manifest.json.sig`` to publish beside the manifest."""
     import pyarrow.parquet as pq
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
@@ -253,7 +262,11 @@ def publish_hub(
             "are immutable"
         )
     current = manifest_at(main)
-    if current == raw:
+    signed = signature is None or (
+        main is not None
+        and reader.at(main).read(f"{key}/{SIGNATURE}", MAX_SIGNATURE_BYTES) == signature
+    )
+    if current == raw and signed:
         log.info("%s %s is already on main of %s; nothing uploaded", category, version, repo_id)
         if tag is None:
             api.create_tag(repo_id, tag=version, revision=main, repo_type="dataset")
@@ -278,6 +291,8 @@ def publish_hub(
             CommitOperationAdd(f"{key}/{rel}", str(folder / rel)) for rel in sorted(files)
         ]
         ops.append(CommitOperationAdd(f"{key}/{MANIFEST}", str(folder / MANIFEST)))
+        if signature is not None:
+            ops.append(CommitOperationAdd(f"{key}/{SIGNATURE}", signature))
         for split, table in node_split_tables(folder).items():
             path = Path(tmp) / f"{split}.parquet"
             pq.write_table(table, path)

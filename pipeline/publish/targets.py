@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from acmmg.layout import (
     derive_version,
     parse_manifest,
 )
+from acmmg.signing import SIGNATURE, sign_manifest, signing_key
 from acmmg.transport import STORAGE_OPTIONS_ENV, hf_repo, open_target, storage_options_from_env
 from pipeline.errors import UserError
 from pipeline.io import sha256_file
@@ -117,6 +119,7 @@ def publish_folder(
     version: str | None = None,
     storage_options: dict | None = None,
     workers: int = 4,
+    sign_key: str | os.PathLike | None = None,
 ) -> str:
     """Publish ``folder`` (an assembled category with manifest.json) as ``category``.
 
@@ -125,6 +128,8 @@ def publish_folder(
     Returns the version; publishing a version that is already there with the same manifest
     uploads nothing (it only points ``LATEST`` at it, if it pointed elsewhere). A full disk or
     an unwritable target is a one-line ``PublishError``; readers keep the previous version.
+    ``sign_key`` (or ``$ACMMG_SIGN_KEY``): an Ed25519 private key (PEM) to write the detached
+    ``manifest.json.sig`` with (``acmmg.signing``).
     """
     folder = Path(folder)
     check_slug(category)
@@ -136,11 +141,13 @@ def publish_folder(
             "(versions are content hashes)"
         )
     version = derived
+    key = signing_key(sign_key)
+    signature = sign_manifest(raw, key) if key is not None else None
 
     if hf_repo(target) is not None:
         from pipeline.publish.hub import publish_hub
 
-        return publish_hub(folder, category, target, manifest, raw)
+        return publish_hub(folder, category, target, manifest, raw, signature=signature)
 
     fs, root = open_target(target, storage_options)
     try:
@@ -151,18 +158,28 @@ def publish_folder(
             # One publish of a category at a time here, so what a killed one left is ours.
             with FileLock(f"{root}/.{category}.publish.lock"):
                 _sweep_local(f"{root}/{category}", keep=version)
-                _publish_version(fs, folder, f"{root}/{category}", version, manifest, raw, workers)
+                _publish_version(
+                    fs, folder, f"{root}/{category}", manifest, raw, signature, workers
+                )
         else:
-            _publish_version(fs, folder, f"{root}/{category}", version, manifest, raw, workers)
+            _publish_version(fs, folder, f"{root}/{category}", manifest, raw, signature, workers)
     except OSError as e:
         raise PublishError(f"cannot publish {category} to {target}: {e.strerror or e}") from None
     return version
 
 
 def _publish_version(
-    fs: Any, folder: Path, base: str, version: str, manifest: dict, raw: bytes, workers: int
+    fs: Any,
+    folder: Path,
+    base: str,
+    manifest: dict,
+    raw: bytes,
+    signature: bytes | None,
+    workers: int,
 ) -> None:
+    version = manifest["version"]
     vdir = f"{base}/{VERSIONS}/{version}"
+    sig_path = f"{vdir}/{SIGNATURE}"
     remote_manifest = f"{vdir}/{MANIFEST}"
     if fs.exists(remote_manifest):
         if fs.cat_file(remote_manifest) != raw:
@@ -171,8 +188,14 @@ def _publish_version(
                 "different manifest; versions are immutable (publish under a new version)"
             )
         log.info("%s version %s is already published; nothing uploaded", base, version)
+        if signature is not None and not (
+            fs.exists(sig_path) and fs.cat_file(sig_path) == signature
+        ):
+            _put_bytes(fs, signature, sig_path)  # signing a published version adds its signature
     else:
         _upload_files(fs, folder, vdir, manifest["files"], workers)
+        if signature is not None:
+            _put_bytes(fs, signature, sig_path)
         _put_atomic(fs, folder / MANIFEST, remote_manifest)  # the manifest completes a version
         log.info("uploaded %s version %s (%d files)", base, version, len(manifest["files"]))
     _replace_latest(fs, base, version)
@@ -222,19 +245,31 @@ def _sweep_local(base: str, keep: str) -> None:
             shutil.rmtree(vdir)
 
 
+def _atomic_local(dest: str, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` a temp file beside ``dest``, then rename it onto ``dest`` (atomic)."""
+    parent, name = dest.rsplit("/", 1)
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _put_atomic(fs: Any, local: Path, dest: str) -> None:
-    parent = dest.rsplit("/", 1)[0]
     if _is_local(fs):
-        fs.makedirs(parent, exist_ok=True)
-        tmp = f"{parent}/.{dest.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-        try:
-            fs.put_file(str(local), tmp)
-            os.replace(tmp, dest)  # same directory: an atomic rename
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _atomic_local(dest, lambda tmp: fs.put_file(str(local), tmp))
     else:
         fs.put_file(str(local), dest)  # one object PUT (or completed multipart): atomic
+
+
+def _put_bytes(fs: Any, data: bytes, dest: str) -> None:
+    if _is_local(fs):
+        _atomic_local(dest, lambda tmp: Path(tmp).write_bytes(data))
+    else:
+        fs.pipe_file(dest, data)
 
 
 def _replace_latest(fs: Any, base: str, version: str) -> None:
@@ -242,16 +277,5 @@ def _replace_latest(fs: Any, base: str, version: str) -> None:
     data = f"{version}\n".encode()
     if fs.exists(latest) and fs.cat_file(latest) == data:
         return
-    if _is_local(fs):
-        fs.makedirs(base, exist_ok=True)
-        tmp = f"{base}/.{LATEST}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, latest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    else:
-        fs.pipe_file(latest, data)
+    _put_bytes(fs, data, latest)
     log.info("%s now points at version %s", latest, version)
