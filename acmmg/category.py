@@ -80,6 +80,8 @@ def load_category(
         if verify:
             cat.verify()
         return cat
+    if text.startswith("hf:") and text.rstrip("/").count("/") < (5 if "://" in text else 2):
+        raise UserError(f"{text}: name the category too: hf://datasets/OWNER/NAME/CATEGORY")
     target, slug = _split_source(str(local.resolve()) if local is not None else text)
     key = hashlib.sha256(target.encode()).hexdigest()[:16]
     dest = Path(cache_dir) if cache_dir is not None else default_data_dir()

@@ -87,6 +87,9 @@ def test_a_category_folder_is_read_in_place_images_from_inside_the_tar(target):
     assert "demo" in repr(cat) and target["version"] in repr(cat)
     with pytest.raises(UserError, match="apply to downloads"):
         acmmg.load_category(vdir, include=["*.json"])
+    for bad in ("hf://datasets/me/acmmg", "hf:me/acmmg"):
+        with pytest.raises(UserError, match="name the category too"):
+            acmmg.load_category(bad)
 
 
 def test_http_source_and_verification(target, tmp_path):
