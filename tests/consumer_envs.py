@@ -21,11 +21,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "tools" / "loader-consumer-constraints.txt"
 PYPROJECT = ROOT / "acmmg-data" / "pyproject.toml"
+STALE_S = 7 * 24 * 3600
 
 
 def cache_root() -> Path:
@@ -82,6 +84,12 @@ def _venv(name: str, base_python: str, extras: str, wheel: Path, layer: Path | N
             _run([*pip, "-c", str(CONSTRAINTS), f"{wheel}[{extras}]"])
             marker.write_text(key.hexdigest())
         _run([*pip, "--no-deps", "--force-reinstall", str(wheel)])
+        marker.touch()  # last used: environments of other keys unused for a week are removed
+    for other in venv.parent.glob(f"{name}-*"):
+        stamp = other / ".acmmg-ready"
+        if other != venv and other.is_dir() and stamp.exists():
+            if time.time() - stamp.stat().st_mtime > STALE_S:
+                shutil.rmtree(other, ignore_errors=True)
     return str(python)
 
 
