@@ -49,6 +49,7 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.commits: list[dict] = []
         self.requests: list[tuple[str, str]] = []
+        self.fail_commits: list[int] = []  # HTTP statuses the next commits get instead
         self.lock = threading.Lock()
         hub = self
 
@@ -169,6 +170,8 @@ class HubServer:
         items = [json.loads(line) for line in body.splitlines() if line.strip()]
         header = items[0]["value"]
         head = repo.branches[rev]
+        if self.fail_commits:
+            return self.fail_commits.pop(0), {"error": "A commit has happened since."}, {}
         if header.get("parentCommit") and header["parentCommit"] != head:
             return 412, {"error": "A commit has happened since. Please refresh and try again."}, {}
         tree = dict(repo.trees[head])

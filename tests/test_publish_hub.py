@@ -249,3 +249,13 @@ def test_the_older_versions_layout_on_the_hub_is_still_read(hub, folder, tmp_pat
     assert (out / "edges.parquet").read_bytes() == (src / "edges.parquet").read_bytes()
     out = download_category(SLUG, TARGET, tmp_path / "dl2", version=version)
     assert json.loads((out / "manifest.json").read_text())["version"] == version
+
+
+def test_a_refused_commit_is_one_line_and_publishes_nothing(hub, folder, capsys):
+    src, _ = folder
+    hub.fail_commits = [412]  # as when another publish moved main meanwhile
+    rc = cli_main(["publish", "--category", SLUG, "--from", str(src), "--to", TARGET])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "cannot publish demo to hf://datasets/me/acmmg" in err and "\n" not in err
+    assert hub.repos[REPO].tags == {} and set(hub.tree(REPO)) == {".gitattributes"}
+    assert publish_folder(src, SLUG, TARGET)  # and the next attempt goes through

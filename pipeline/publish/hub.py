@@ -241,7 +241,27 @@ def publish_hub(
 ) -> str:
     """Publish the checked ``folder`` to the Hub repo ``target``; return the version.
 
-    ``signature``: the detached ``manifest.json.sig`` to publish beside the manifest."""
+    ``signature``: the detached ``manifest.json.sig`` to publish beside the manifest. An error
+    of the Hub (refused, unreachable; a commit whose parent is no longer ``main`` because
+    another publish landed) is a one-line ``HubPublishError``; nothing is half-published."""
+    import httpx
+
+    try:
+        return _publish_hub(folder, category, target, manifest, raw, api, signature)
+    except (OSError, httpx.HTTPError) as e:  # HfHubHTTPError is an OSError
+        reason = " ".join(str(e).split())[:300]
+        raise HubPublishError(f"cannot publish {category} to {target}: {reason}") from None
+
+
+def _publish_hub(
+    folder: Path,
+    category: str,
+    target: str,
+    manifest: dict,
+    raw: bytes,
+    api: Any,
+    signature: bytes | None,
+) -> str:
     import pyarrow.parquet as pq
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
