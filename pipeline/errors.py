@@ -1,13 +1,14 @@
 """Errors the library raises for problems a user can fix; the CLI prints them as one line.
 
-Library modules raise these and never import the CLI (which sits on top of them).
+Library modules raise these and never import the CLI (which sits on top of them). The base
+class is the light loader's (``acmmg.errors``), so its download errors are user errors too.
 """
 
 from __future__ import annotations
 
+from acmmg.errors import UserError
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit status 2."""
+__all__ = ["StageError", "UserError"]
 
 
 class StageError(UserError):

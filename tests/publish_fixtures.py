@@ -111,9 +111,16 @@ def build_category_folder(
         json.dumps({"0": "Speakers", "1": "Headphones", "2": "Cables"}, indent=2) + "\n"
     )
     (folder / "embeddings").mkdir(exist_ok=True)
+    embeddings = {}
     for kind in ("image", "title", "description", "combined"):
         emb = rng.standard_normal((n, dim)).astype(np.float32)
+        embeddings[kind] = emb
         torch.save(torch.from_numpy(emb), folder / "embeddings" / f"{kind}_embeds.pt")
+        np.save(folder / "embeddings" / f"{kind}_embeds.npy", emb)
+    relations = {
+        "relations": {str(r): {"text": f"bought together for reason {r}"} for r in range(4)}
+    }
+    (folder / "relations.json").write_text(json.dumps(relations, indent=2) + "\n")
     members = tar_members
     if members is None:
         members = [(f"images/{a}.jpg", jpeg_bytes(i)) for i, a in enumerate(asins)]
@@ -149,5 +156,11 @@ def build_category_folder(
         "ndata": ndata,
         "edata": edata,
         "asins": asins,
+        "classes": classes,
+        "split": split,
+        "pairs": pairs,
+        "weight": weight,
+        "embeddings": embeddings,
+        "relations": relations,
         "manifest": manifest,
     }

@@ -94,14 +94,18 @@ def test_corrupted_file_is_refused_and_nothing_corrupt_is_kept(published, tmp_pa
     assert_same_files(published["folder"], out)
 
 
-def test_size_mismatch_is_refused(published, tmp_path):
+def test_longer_file_is_cut_at_the_manifest_size_and_shorter_one_refused(published, tmp_path):
     served = published["target"] / SLUG / "versions" / published["version"] / "splits.parquet"
-    served.write_bytes(served.read_bytes() + b"extra")
-    with pytest.raises(
-        DownloadError, match=r"splits.parquet: sha256 mismatch|splits.parquet: size"
-    ):
-        download_category(SLUG, published["server"].url, tmp_path / "dl")
-    assert not (tmp_path / "dl" / SLUG / "splits.parquet").exists()
+    good = served.read_bytes()
+    served.write_bytes(good + b"extra" * 1000)
+    out = download_category(SLUG, published["server"].url, tmp_path / "dl")
+    assert (out / "splits.parquet").read_bytes() == good  # the declared bytes, no more
+
+    served.write_bytes(good[:-10])
+    with pytest.raises(DownloadError, match=r"splits.parquet: .*fewer bytes"):
+        download_category(SLUG, published["server"].url, tmp_path / "dl2")
+    assert not (tmp_path / "dl2" / SLUG / "splits.parquet").exists()
+    assert not (tmp_path / "dl2" / SLUG / "manifest.json").exists()
 
 
 def test_dropped_connection_is_resumed_with_range(published, tmp_path):
@@ -112,7 +116,8 @@ def test_dropped_connection_is_resumed_with_range(published, tmp_path):
     out = download_category(SLUG, server.url, tmp_path / "dl", workers=2)
     tar_requests = [r for r in server.requests if r[1] == path]
     assert tar_requests[0] == ("GET", path, None)
-    assert tar_requests[1] == ("GET", path, f"bytes={size // 3}-")  # resumed, not restarted
+    # resumed, not restarted, and asking for no byte past the manifest's size
+    assert tar_requests[1] == ("GET", path, f"bytes={size // 3}-{size - 1}")
     assert len(tar_requests) == 2
     assert_same_files(published["folder"], out)
 
@@ -126,7 +131,8 @@ def test_partial_from_an_interrupted_run_is_resumed(published, tmp_path):
     part.write_bytes(full[:1000])
     out = download_category(SLUG, server.url, tmp_path / "dl")
     path = f"/{SLUG}/versions/{version}/images.tar"
-    assert [r for r in server.requests if r[1] == path] == [("GET", path, "bytes=1000-")]
+    want = [("GET", path, f"bytes=1000-{meta['size'] - 1}")]
+    assert [r for r in server.requests if r[1] == path] == want
     assert (out / "images.tar").read_bytes() == full
 
 

@@ -60,8 +60,16 @@ def test_same_version_with_other_content_is_refused(folder, tmp_path):
     src, manifest = folder
     target = tmp_path / "target"
     publish_folder(src, SLUG, str(target))
+    # A version names its content: a manifest claiming the old version for new files is refused.
     (src / "node_categories.json").write_text('{"0": "changed"}\n')
     write_manifest(src, {"category": SLUG}, version=manifest["version"])
+    with pytest.raises(UserError, match="does not match its version"):
+        publish_folder(src, SLUG, str(target))
+    # A target whose copy of the version differs (tampered) is not overwritten either.
+    fresh = write_manifest(src, {"category": SLUG})
+    v2 = publish_folder(src, SLUG, str(target))
+    remote = target / SLUG / "versions" / v2 / "manifest.json"
+    remote.write_text(json.dumps(fresh) + "\n")  # same content, other bytes
     with pytest.raises(PublishError, match="immutable"):
         publish_folder(src, SLUG, str(target))
 
@@ -87,7 +95,7 @@ def test_interrupted_publish_is_invisible_then_resumed(folder, tmp_path):
     blocker = target / SLUG / "versions" / v2 / "splits.parquet"
     blocker.mkdir(parents=True)
     (blocker / "x").write_text("squat")
-    with pytest.raises(OSError):
+    with pytest.raises(PublishError, match="cannot publish demo .*: Is a directory$"):
         publish_folder(src, SLUG, str(target), workers=1)
     assert not (target / SLUG / "versions" / v2 / "manifest.json").exists()
     assert (target / SLUG / LATEST).read_text() == f"{v1}\n"  # readers still get v1

@@ -2,12 +2,14 @@
 
     acmmg publish --category SLUG --from WORKDIR --to TARGET [--version V]
     acmmg download SLUG --from SOURCE --to DIR [--version V] [--workers N] [--no-progress]
+                   [--include GLOB ...] [--exclude GLOB ...]
 
 ``--from`` of publish is the build work directory: the assembled folder is taken from
 ``WORKDIR/publish/SLUG/`` (assembled there first when it is missing), or ``--from`` may point
 directly at an assembled folder (one holding manifest.json). TARGET / SOURCE: a local path,
-any fsspec URL (s3://bucket/prefix ...), ``hf://datasets/OWNER/NAME`` (publish: also
-``hf:OWNER/NAME``), and for download also the target's http(s) URL. Filesystem options (for
+any fsspec URL (s3://bucket/prefix ...), ``hf://datasets/OWNER/NAME`` (also
+``hf:OWNER/NAME``), and for download also the target's http(s) URL. ``--include`` /
+``--exclude`` download part of a category (globs over the manifest's paths), still verified. Filesystem options (for
 example an S3 endpoint) come from ``--storage-options JSON`` or ``$ACMMG_STORAGE_OPTIONS``.
 """
 
@@ -61,6 +63,7 @@ def _publish(args: argparse.Namespace) -> int:
         args.target,
         version=args.version,
         storage_options=_storage_options(args.storage_options),
+        sign_key=args.sign_key,
     )
     print(version)
     return 0
@@ -77,6 +80,9 @@ def _download(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress and sys.stderr.isatty(),
         storage_options=_storage_options(args.storage_options),
+        include=args.include,
+        exclude=args.exclude,
+        public_key=args.public_key,
     )
     print(out)
     return 0
@@ -104,6 +110,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--version", help="version name (default: the manifest's)")
     p.add_argument("--storage-options", help=so_help)
+    p.add_argument(
+        "--sign-key",
+        metavar="PEM",
+        help="Ed25519 private key: also publish manifest.json.sig (default: $ACMMG_SIGN_KEY)",
+    )
     p.set_defaults(func=_publish)
 
     d = sub.add_parser(
@@ -116,11 +127,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from",
         dest="source",
         required=True,
-        help="the publish target: http(s) URL, fsspec URL or local path",
+        help="the publish target: http(s) URL, hf://datasets/OWNER/NAME, fsspec URL or path",
     )
     d.add_argument("--to", dest="dest", required=True, help="directory to download into")
     d.add_argument("--version", help="version to fetch (default: LATEST)")
     d.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOB",
+        help="download only the files matching GLOB (repeatable; e.g. 'embeddings/*')",
+    )
+    d.add_argument(
+        "--exclude",
+        action="append",
+        metavar="GLOB",
+        help="skip the files matching GLOB (repeatable; e.g. images.tar)",
+    )
     d.add_argument("--storage-options", help=so_help)
+    d.add_argument(
+        "--public-key",
+        metavar="PEM",
+        help="pinned Ed25519 public key: refuse a manifest whose signature does not verify "
+        "(default: $ACMMG_PUBLIC_KEY)",
+    )
     d.set_defaults(func=_download)

@@ -5,159 +5,76 @@ Layout on every target (local directory, any fsspec URL, Hugging Face dataset re
     <target>/<category>/versions/<version>/...   the category folder, manifest.json included
     <target>/<category>/LATEST                   one line: the version readers should use
 
-Readers (``pipeline.download``) resolve ``LATEST``, then read that version's manifest, then
+Readers (``acmmg.download``) resolve ``LATEST``, then read that version's manifest, then
 the files. The writer orders its steps so a reader never sees a half-written version: every
 data file first, ``manifest.json`` last, then ``LATEST`` replaced in one step (temp file +
 rename on a local directory; a single PUT on an object store, which is atomic). A version is
-immutable: publishing the same version again uploads nothing; publishing different content
-under an existing version is refused. An interrupted publish is resumed: files already
-complete in the version directory (atomic per file) are not uploaded again.
+immutable and named by its content (``acmmg.layout.derive_version``): publishing the same
+version again uploads nothing; a manifest whose version is not its content hash is refused.
+An interrupted publish is resumed: files already in the version directory are kept only when
+their sha256 matches the manifest (else uploaded again); on a local target, the temp files
+and manifest-less version folders that killed publishes left are removed (a lock keeps two
+publishes of one category apart there).
 
 Targets:
 - a local directory path or ``file://`` URL;
 - any fsspec URL (``s3://bucket/prefix``, ``gcs://...``); options for the filesystem (for
   example ``{"endpoint_url": "http://127.0.0.1:9000"}`` for an S3-compatible server) come from
   ``storage_options`` or the ``ACMMG_STORAGE_OPTIONS`` environment variable (JSON);
-- ``hf://datasets/OWNER/NAME[/PREFIX]`` or ``hf:OWNER/NAME``: a Hugging Face dataset repo,
-  written with ``huggingface_hub`` in one commit (same layout; token from ``HF_TOKEN``). This
-  path is not exercised by the tests (no network here).
+- ``hf://datasets/OWNER/NAME[/PREFIX]`` or ``hf:OWNER/NAME``: a Hugging Face dataset repo in
+  the Hub layout (``pipeline.publish.hub``: the category folder at ``<category>/``, versions
+  as tags, a root card the Hub renders).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import re
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from acmmg.layout import (
+    LATEST,
+    MANIFEST,
+    VERSIONS,
+    check_relpath,
+    check_slug,
+    check_version,
+    derive_version,
+    parse_manifest,
+)
+from acmmg.signing import SIGNATURE, sign_manifest, signing_key
+from acmmg.transport import STORAGE_OPTIONS_ENV, hf_repo, open_target, storage_options_from_env
 from pipeline.errors import UserError
 from pipeline.io import sha256_file
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-LATEST = "LATEST"
-VERSIONS = "versions"
-STORAGE_OPTIONS_ENV = "ACMMG_STORAGE_OPTIONS"
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-_SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Re-exported: the layout's names and checks are the light loader's (acmmg.layout).
+__all__ = [
+    "LATEST",
+    "MANIFEST",
+    "STORAGE_OPTIONS_ENV",
+    "VERSIONS",
+    "PublishError",
+    "check_relpath",
+    "check_slug",
+    "check_version",
+    "derive_version",
+    "hf_repo",
+    "open_target",
+    "parse_manifest",
+    "publish_folder",
+    "storage_options_from_env",
+]
 
 
 class PublishError(UserError):
     """The folder cannot be published (bad manifest, changed files, immutable version)."""
-
-
-# ----------------------------------------------------------------------------- shared helpers
-
-
-def check_slug(slug: str) -> str:
-    if not _SLUG_RE.match(slug):
-        raise UserError(f"invalid category slug {slug!r} (letters, digits, '.', '_', '-')")
-    return slug
-
-
-def check_version(version: str) -> str:
-    if not _VERSION_RE.match(version) or version in {".", ".."}:
-        raise UserError(f"invalid version {version!r} (letters, digits, '.', '_', '+', '-')")
-    return version
-
-
-def check_relpath(rel: str) -> str:
-    """A manifest path must stay inside the folder: relative, POSIX, no '..', no empties."""
-    p = PurePosixPath(rel)
-    if (
-        not rel
-        or "\\" in rel
-        or "\x00" in rel
-        or p.is_absolute()
-        or re.match(r"^[A-Za-z]:", rel)
-        or any(part in {"", ".", ".."} for part in rel.split("/"))
-    ):
-        raise UserError(f"unsafe path in manifest: {rel!r}")
-    return rel
-
-
-def derive_version(files: dict[str, dict]) -> str:
-    """Deterministic version from the files' sha256s (as pipeline.publish.assemble does)."""
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(f"{rel}\x00{files[rel]['sha256']}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def parse_manifest(raw: bytes, where: str) -> dict:
-    """Parse and validate manifest.json bytes (``files`` with size and sha256 per path)."""
-    try:
-        manifest = json.loads(raw)
-    except ValueError as e:
-        raise UserError(f"{where}: manifest.json is not valid JSON ({e})") from e
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not files:
-        raise UserError(f"{where}: manifest.json has no 'files' mapping")
-    for rel, meta in files.items():
-        check_relpath(rel)
-        if rel == MANIFEST:
-            raise UserError(f"{where}: manifest.json must not list itself")
-        ok = (
-            isinstance(meta, dict)
-            and isinstance(meta.get("size"), int)
-            and meta["size"] >= 0
-            and isinstance(meta.get("sha256"), str)
-            and re.fullmatch(r"[0-9a-f]{64}", meta["sha256"])
-        )
-        if not ok:
-            raise UserError(f"{where}: manifest entry for {rel!r} needs an int size and sha256")
-    if "version" in manifest:
-        check_version(str(manifest["version"]))
-    return manifest
-
-
-def storage_options_from_env(explicit: dict | None = None) -> dict:
-    """``explicit`` if given, else the JSON in ``$ACMMG_STORAGE_OPTIONS``, else ``{}``."""
-    if explicit is not None:
-        return dict(explicit)
-    raw = os.environ.get(STORAGE_OPTIONS_ENV)
-    if not raw:
-        return {}
-    try:
-        opts = json.loads(raw)
-    except ValueError as e:
-        raise UserError(f"${STORAGE_OPTIONS_ENV} is not valid JSON: {e}") from e
-    if not isinstance(opts, dict):
-        raise UserError(f"${STORAGE_OPTIONS_ENV} must be a JSON object")
-    return opts
-
-
-def hf_repo(target: str) -> tuple[str, str] | None:
-    """``(repo_id, prefix)`` for ``hf://datasets/OWNER/NAME[/PREFIX]`` or ``hf:OWNER/NAME``."""
-    if target.startswith("hf://"):
-        parts = target[len("hf://") :].strip("/").split("/")
-        if len(parts) < 3 or parts[0] != "datasets":
-            raise UserError(f"Hugging Face target must be hf://datasets/OWNER/NAME, got {target}")
-        return "/".join(parts[1:3]), "/".join(parts[3:])
-    if target.startswith("hf:"):
-        parts = target[len("hf:") :].strip("/").split("/")
-        if len(parts) < 2:
-            raise UserError(f"Hugging Face target must be hf:OWNER/NAME, got {target}")
-        return "/".join(parts[:2]), "/".join(parts[2:])
-    return None
-
-
-def open_target(target: str, storage_options: dict | None = None) -> tuple[Any, str]:
-    """The fsspec filesystem and root path of a local directory or fsspec URL."""
-    import fsspec
-
-    opts = storage_options_from_env(storage_options)
-    try:
-        fs, root = fsspec.core.url_to_fs(target, **opts)
-    except (ImportError, ValueError) as e:
-        raise UserError(f"cannot open {target}: {e}") from e
-    return fs, root.rstrip("/") or root
 
 
 def _is_local(fs: Any) -> bool:
@@ -202,52 +119,106 @@ def publish_folder(
     version: str | None = None,
     storage_options: dict | None = None,
     workers: int = 4,
+    sign_key: str | os.PathLike | None = None,
 ) -> str:
     """Publish ``folder`` (an assembled category with manifest.json) as ``category``.
 
-    The version is ``version``, else the manifest's ``version``, else derived from the files'
-    sha256s. Every file is checked against the manifest before anything is uploaded. Returns
-    the version; publishing a version that is already there with the same manifest uploads
-    nothing (it only points ``LATEST`` at it, if it pointed elsewhere).
+    The version is the content hash of the manifest's files (``version``, where given, must
+    equal it). Every file is checked against the manifest before anything is uploaded.
+    Returns the version; publishing a version that is already there with the same manifest
+    uploads nothing (it only points ``LATEST`` at it, if it pointed elsewhere). A full disk or
+    an unwritable target is a one-line ``PublishError``; readers keep the previous version.
+    ``sign_key`` (or ``$ACMMG_SIGN_KEY``): an Ed25519 private key (PEM) to write the detached
+    ``manifest.json.sig`` with (``acmmg.signing``).
     """
     folder = Path(folder)
     check_slug(category)
     manifest, raw = _check_folder(folder)
-    if version is None:
-        version = str(manifest.get("version") or derive_version(manifest["files"]))
-    elif "version" in manifest and str(manifest["version"]) != version:
+    derived = derive_version(manifest["files"])
+    if version is not None and version != derived:
         raise PublishError(
-            f"--version {version} differs from the manifest's version {manifest['version']}"
+            f"--version {version} differs from the manifest's version {derived} "
+            "(versions are content hashes)"
         )
-    check_version(version)
+    version = derived
+    key = signing_key(sign_key)
+    signature = sign_manifest(raw, key) if key is not None else None
 
     if hf_repo(target) is not None:
-        return _publish_hf(folder, category, target, version, manifest, raw)
+        from pipeline.publish.hub import publish_hub
+
+        return publish_hub(folder, category, target, manifest, raw, signature=signature)
 
     fs, root = open_target(target, storage_options)
-    base = f"{root}/{category}"
+    try:
+        if _is_local(fs):
+            from filelock import FileLock
+
+            fs.makedirs(root, exist_ok=True)
+            # One publish of a category at a time here, so what a killed one left is ours.
+            with FileLock(f"{root}/.{category}.publish.lock"):
+                _sweep_local(f"{root}/{category}", keep=version)
+                _publish_version(
+                    fs, folder, f"{root}/{category}", manifest, raw, signature, workers
+                )
+        else:
+            _publish_version(fs, folder, f"{root}/{category}", manifest, raw, signature, workers)
+    except OSError as e:
+        raise PublishError(f"cannot publish {category} to {target}: {e.strerror or e}") from None
+    return version
+
+
+def _publish_version(
+    fs: Any,
+    folder: Path,
+    base: str,
+    manifest: dict,
+    raw: bytes,
+    signature: bytes | None,
+    workers: int,
+) -> None:
+    version = manifest["version"]
     vdir = f"{base}/{VERSIONS}/{version}"
+    sig_path = f"{vdir}/{SIGNATURE}"
     remote_manifest = f"{vdir}/{MANIFEST}"
     if fs.exists(remote_manifest):
         if fs.cat_file(remote_manifest) != raw:
             raise PublishError(
-                f"{target}: version {version} of {category} is already published with a "
+                f"version {version} of {base.rsplit('/', 1)[-1]} is already published with a "
                 "different manifest; versions are immutable (publish under a new version)"
             )
-        log.info("%s version %s is already published; nothing uploaded", category, version)
+        log.info("%s version %s is already published; nothing uploaded", base, version)
+        if signature is not None and not (
+            fs.exists(sig_path) and fs.cat_file(sig_path) == signature
+        ):
+            _put_bytes(fs, signature, sig_path)  # signing a published version adds its signature
     else:
         _upload_files(fs, folder, vdir, manifest["files"], workers)
+        if signature is not None:
+            _put_bytes(fs, signature, sig_path)
         _put_atomic(fs, folder / MANIFEST, remote_manifest)  # the manifest completes a version
-        log.info("uploaded %s version %s (%d files)", category, version, len(manifest["files"]))
+        log.info("uploaded %s version %s (%d files)", base, version, len(manifest["files"]))
     _replace_latest(fs, base, version)
-    return version
+
+
+def _remote_sha256(fs: Any, path: str) -> str:
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _upload_files(fs: Any, folder: Path, vdir: str, files: dict, workers: int) -> None:
     def one(rel: str) -> None:
         dest = f"{vdir}/{rel}"
-        # A file of the right size is complete: each upload below is atomic per file.
-        if fs.exists(dest) and fs.size(dest) == files[rel]["size"]:
+        meta = files[rel]
+        # Resuming: what a killed publish left counts only if its bytes are the manifest's.
+        if (
+            fs.exists(dest)
+            and fs.size(dest) == meta["size"]
+            and _remote_sha256(fs, dest) == meta["sha256"]
+        ):
             return
         _put_atomic(fs, folder / rel, dest)
 
@@ -255,19 +226,50 @@ def _upload_files(fs: Any, folder: Path, vdir: str, files: dict, workers: int) -
         list(pool.map(one, sorted(files)))
 
 
+def _sweep_local(base: str, keep: str) -> None:
+    """Remove what killed publishes left under ``base`` (called holding the publish lock):
+    temp files, and version folders without a manifest other than ``keep``, which is resumed."""
+    import shutil
+
+    root = Path(base)
+    if not root.is_dir():
+        return
+    for tmp in sorted(root.rglob(".*.tmp")):
+        if tmp.is_file():
+            log.info("removing %s, left by a killed publish", tmp)
+            tmp.unlink()
+    versions = root / VERSIONS
+    for vdir in sorted(versions.iterdir()) if versions.is_dir() else []:
+        if vdir.is_dir() and vdir.name != keep and not (vdir / MANIFEST).is_file():
+            log.info("removing %s: a version a killed publish left without its manifest", vdir)
+            shutil.rmtree(vdir)
+
+
+def _atomic_local(dest: str, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` a temp file beside ``dest``, then rename it onto ``dest`` (atomic)."""
+    parent, name = dest.rsplit("/", 1)
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _put_atomic(fs: Any, local: Path, dest: str) -> None:
-    parent = dest.rsplit("/", 1)[0]
     if _is_local(fs):
-        fs.makedirs(parent, exist_ok=True)
-        tmp = f"{parent}/.{dest.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-        try:
-            fs.put_file(str(local), tmp)
-            os.replace(tmp, dest)  # same directory: an atomic rename
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _atomic_local(dest, lambda tmp: fs.put_file(str(local), tmp))
     else:
         fs.put_file(str(local), dest)  # one object PUT (or completed multipart): atomic
+
+
+def _put_bytes(fs: Any, data: bytes, dest: str) -> None:
+    if _is_local(fs):
+        _atomic_local(dest, lambda tmp: Path(tmp).write_bytes(data))
+    else:
+        fs.pipe_file(dest, data)
 
 
 def _replace_latest(fs: Any, base: str, version: str) -> None:
@@ -275,62 +277,5 @@ def _replace_latest(fs: Any, base: str, version: str) -> None:
     data = f"{version}\n".encode()
     if fs.exists(latest) and fs.cat_file(latest) == data:
         return
-    if _is_local(fs):
-        fs.makedirs(base, exist_ok=True)
-        tmp = f"{base}/.{LATEST}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, latest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    else:
-        fs.pipe_file(latest, data)
+    _put_bytes(fs, data, latest)
     log.info("%s now points at version %s", latest, version)
-
-
-def _publish_hf(
-    folder: Path, category: str, target: str, version: str, manifest: dict, raw: bytes
-) -> str:
-    """One commit with every file, the manifest and LATEST (untested here: no network)."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.utils import EntryNotFoundError, RevisionNotFoundError
-
-    repo_id, prefix = hf_repo(target)  # type: ignore[misc]
-    base = f"{prefix.strip('/')}/{category}".lstrip("/")
-    vdir = f"{base}/{VERSIONS}/{version}"
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
-
-    def fetch(path_in_repo: str) -> bytes | None:
-        try:
-            return Path(
-                api.hf_hub_download(repo_id, path_in_repo, repo_type="dataset")
-            ).read_bytes()
-        except (EntryNotFoundError, RevisionNotFoundError):
-            return None
-
-    existing = fetch(f"{vdir}/{MANIFEST}")
-    if existing is not None and existing != raw:
-        raise PublishError(
-            f"{target}: version {version} of {category} is already published with a "
-            "different manifest; versions are immutable"
-        )
-    if existing is not None and fetch(f"{base}/{LATEST}") == f"{version}\n".encode():
-        return version  # already published and current: no commit
-    ops = []
-    if existing is None:
-        ops += [
-            CommitOperationAdd(path_in_repo=f"{vdir}/{rel}", path_or_fileobj=str(folder / rel))
-            for rel in sorted(manifest["files"])
-        ]
-        ops.append(CommitOperationAdd(f"{vdir}/{MANIFEST}", str(folder / MANIFEST)))
-    ops.append(CommitOperationAdd(f"{base}/{LATEST}", f"{version}\n".encode()))
-    api.create_commit(
-        repo_id,
-        operations=ops,
-        repo_type="dataset",
-        commit_message=f"Publish {category} {version}",
-    )
-    return version
