@@ -3,6 +3,7 @@ published files, and the page itself in a real headless Chromium (tests/browser.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -237,9 +238,49 @@ def test_bytes_stay_under_the_bound(tmp_path: Path) -> None:
     assert bytes_bound(98_000, ExplorerParams(), id_digits=5) < 50e6
 
 
-def test_bad_folders_are_refused(built: dict, tmp_path: Path) -> None:
+def test_folder_without_edges(tmp_path: Path) -> None:
+    (tmp_path / "node_attributes").mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "asin": ["A1", "A2"],
+                "title": ["one", None],
+                "desc": [[], []],
+                "class": [0, 1],
+                "reviews": [None, ["ok"]],
+                "node_id": [0, 1],
+            }
+        ),
+        tmp_path / "node_attributes" / "node_attributes_0.parquet",
+    )
+    empty = pa.array([], pa.int64())
+    pq.write_table(
+        pa.table({"src": empty, "dst": empty, "weight": empty}), tmp_path / "edges.parquet"
+    )
+    (tmp_path / "node_categories.json").write_text(json.dumps({"0": "a", "1": "b"}))
+    info = write_explorer(tmp_path, "tiny")
+    meta, index = _data(tmp_path, "meta.js"), _data(tmp_path, "index.js")
+    assert index == {"asin": ["A1", "A2"], "class": [0, 1], "degree": [0, 0], "title": ["one", ""]}
+    assert (
+        meta["sample"]["nodes"] == [0] and meta["sample"]["edges"] == [] and meta["relations"] == {}
+    )
+    shard = _data(tmp_path, "nodes_0000.js")
+    assert (
+        shard["nbr"] == [[], []]
+        and shard["reviews"] == [[], ["ok"]]
+        and shard["n_reviews"] == [0, 1]
+    )
+    assert info.sample_classes == 1
+
+
+def test_bad_folders_are_refused(
+    built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "bad"
     shutil.copytree(built["out"], folder, ignore=shutil.ignore_patterns("images", "embeddings"))
+    monkeypatch.setenv("ACMMG_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(UserError, match="no Chromium for the explorer screenshot"):
+        write_explorer(folder, "demo", p=ExplorerParams(screenshot=True))
     shard = folder / "node_attributes" / "node_attributes_1.parquet"
     t = pq.read_table(shard)
     pq.write_table(t.set_column(0, "asin", pa.array(["../x"] * t.num_rows)), shard)
@@ -413,6 +454,7 @@ def test_hostile_text_stays_text(built: dict, tmp_path: Path, chromium) -> None:
     assert page.inner_text("#product-title") == " ".join(evil.split())
     assert page.evaluate("document.body.dataset.pwned") is None
     assert page.inner_text("#heading") == "demo</title><b>"
+    assert not page.is_visible("#clip-title")  # no CLIP-T given: its rows are hidden
     assert seen.page_errors == []
     page.close()
 
@@ -422,8 +464,9 @@ def test_build_time_screenshot(built: dict, tmp_path: Path, chromium) -> None:  
     bytes twice, the focus product's image drawn. (``chromium``: skip where none starts.)"""
     folder = tmp_path / "tar-only"
     shutil.copytree(built["out"], folder, ignore=shutil.ignore_patterns("images", "embeddings"))
-    first = take_screenshot(folder)
-    assert first == folder / "explorer.png"
+    info = write_explorer(folder, "demo", p=dataclasses.replace(PARAMS, screenshot=True))
+    first = folder / "explorer.png"
+    assert info.screenshot == "explorer.png" and "explorer.png" in info.files
     second = take_screenshot(folder, tmp_path / "again.png")
     assert first.read_bytes() == second.read_bytes()
     shot = Image.open(first).convert("RGB")

@@ -15,7 +15,8 @@ other files::
     explorer/index.js           every node's asin, title (shortened), class and degree
     explorer/nodes_<k>.js       per node: top neighbours, a few shortened reviews, CLIP-T;
                                 loaded on demand, ``shard_nodes`` nodes per file
-    explorer.png                a screenshot, only when asked for (``take_screenshot``)
+    explorer.png                a screenshot, only when asked for (``screenshot``: opt-in,
+                                since its bytes depend on the Chromium build and fonts)
 
 Images are read from ``images/{asin}.jpg`` beside the page: a downloaded folder has them
 (``acmmg download`` extracts images.tar); in a folder with only images.tar the page says so.
@@ -40,7 +41,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -57,8 +58,12 @@ from pipeline.params import param
 PAGE = "explorer.html"
 DATA_DIR = "explorer"
 SCREENSHOT = "explorer.png"
-STATIC_FILES = {"explorer.html": PAGE, "explorer.js": f"{DATA_DIR}/explorer.js",
-                "explorer.css": f"{DATA_DIR}/explorer.css"}  # fmt: skip
+# Package file (explorer_static/) -> its place in the category folder.
+STATIC_FILES = {
+    "explorer.html": PAGE,
+    "explorer.js": f"{DATA_DIR}/explorer.js",
+    "explorer.css": f"{DATA_DIR}/explorer.css",
+}
 SAFE_ASIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Flags for a headless Chromium on a machine without network, GPU or a user profile.
@@ -100,6 +105,11 @@ class ExplorerParams:
     shard_nodes: int = param(4096, "nodes per explorer/nodes_<k>.js file")
     sample_nodes: int = param(30, "nodes of the page's sample subgraph")
     seed: int = param(0, "seed of the sample subgraph and its layout")
+    screenshot: bool = param(
+        False,
+        "also write explorer.png, the page shot by headless Chromium (needs chromium; the "
+        "bytes depend on its build and the fonts installed)",
+    )
 
     def __post_init__(self) -> None:
         for name in ("neighbours", "title_chars", "shard_nodes", "sample_nodes"):
@@ -112,12 +122,14 @@ class ExplorerParams:
 @dataclass(frozen=True)
 class ExplorerInfo:
     """What ``write_explorer`` wrote: file paths relative to the folder, their total bytes,
-    the node the screenshot shows (the sample's first node) and the sample's classes."""
+    the node the page opens on and the screenshot shows (the sample's first node), the
+    sample's classes, and the screenshot's file name when one was asked for."""
 
     files: tuple[str, ...]
     bytes: int
     focus_asin: str
     sample_classes: int
+    screenshot: str | None = None
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -313,8 +325,9 @@ def _score(x: Any) -> float | None:
 
 def _js(global_call: str, value: Any) -> bytes:
     """``<global_call>(<JSON>);`` with sorted keys, so the bytes are deterministic."""
-    body = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)  # fmt: skip
+    body = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     return f"{global_call}({body});\n".encode()
 
 
@@ -339,6 +352,69 @@ def _write(folder: Path, rel: str, data: bytes, written: list[str]) -> None:
     written.append(rel)
 
 
+@dataclass
+class _Index:
+    """Every node's asin, shortened title and class, in node order."""
+
+    asins: list[str]
+    titles: list[str]
+    classes: list[int]
+
+
+def _read_index(paths: list[Path], title_chars: int) -> _Index:
+    out = _Index([], [], [])
+    for path in paths:
+        batches = pq.ParquetFile(path).iter_batches(
+            batch_size=8192, columns=["node_id", "asin", "title", "class"]
+        )
+        for batch in batches:
+            ids = batch.column("node_id").to_numpy(zero_copy_only=False)
+            at = len(out.asins)
+            if not np.array_equal(ids, np.arange(at, at + len(ids))):
+                raise UserError(f"{path}: node_id is not the row position across the shards")
+            for a in batch.column("asin").to_pylist():
+                if not isinstance(a, str) or not SAFE_ASIN.match(a):
+                    raise UserError(f"{path}: asin {a!r} is unsafe as an image file name")
+                out.asins.append(a)
+            out.titles.extend(_cut(t, title_chars) for t in batch.column("title").to_pylist())
+            out.classes.extend(
+                -1 if c is None else int(c) for c in batch.column("class").to_pylist()
+            )
+    return out
+
+
+def _node_details(
+    paths: list[Path], adj: _Adjacency, asins: list[str], clip_t: Mapping, p: ExplorerParams
+) -> Iterator[dict[str, list]]:
+    """The per-node data in node order, ``p.shard_nodes`` nodes at a time: the heaviest
+    neighbours as flat (id, weight, relation) triples, the first reviews cut short, the
+    review count and the CLIP-T scores. Reviews are read a batch at a time."""
+    shard: dict[str, list] = {"nbr": [], "reviews": [], "n_reviews": [], "clip_t": []}
+    node = 0
+    for path in paths:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=["reviews"]):
+            col = batch.column("reviews")
+            counts = pc.fill_null(pc.list_value_length(col), 0).to_pylist()
+            kept = pc.list_slice(col, 0, p.reviews).to_pylist() if p.reviews else [[]] * len(col)
+            for revs, count in zip(kept, counts, strict=True):
+                s = adj.of(node)
+                top = slice(s.start, min(s.stop, s.start + p.neighbours))
+                flat = np.stack([adj.nbr[top], adj.weight[top], adj.relation[top]], axis=1)
+                t, d = clip_t.get(asins[node], (None, None))
+                shard["nbr"].append(flat.ravel().tolist())
+                shard["reviews"].append(
+                    [_cut(r, p.review_chars) for r in revs or [] if r is not None]
+                )
+                shard["n_reviews"].append(int(count))
+                shard["clip_t"].append([_score(t), _score(d)])
+                node += 1
+                if len(shard["nbr"]) == p.shard_nodes:
+                    yield shard
+                    shard = {k: [] for k in shard}
+    if shard["nbr"]:
+        yield shard
+
+
 def write_explorer(
     folder: Path,
     category: str,
@@ -348,89 +424,38 @@ def write_explorer(
     """Write explorer.html and explorer/ into the category ``folder`` from its published
     files (node_attributes/, edges.parquet, node_categories.json, relations.json).
     ``clip_t`` maps an asin to its (title, description) CLIP-T scores; the published files
-    do not hold them (pass ``read_clip_t(work)``); None leaves them off the page."""
+    do not hold them (pass ``read_clip_t(work)``); None leaves them off the page. With
+    ``p.screenshot`` also explorer.png (``take_screenshot``; a UserError without Chromium)."""
     folder = Path(folder)
+    chromium = _require_chromium() if p.screenshot else None  # before the work, not after
     class_names = _class_names(folder)
     relations = _relation_texts(folder)
-    clip_t = clip_t or {}
-    data_dir = folder / DATA_DIR
-    if data_dir.exists():  # a rerun into the same folder: no stale shard may stay
-        shutil.rmtree(data_dir)
-    written: list[str] = []
-
-    # Pass 1: the index (asin, title, class) of every node, in node order.
-    asins: list[str] = []
-    titles: list[str] = []
-    classes: list[int] = []
-    shard_paths = _shard_paths(folder)
-    for path in shard_paths:
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(
-            batch_size=8192, columns=["node_id", "asin", "title", "class"]
-        ):
-            ids = batch.column("node_id").to_numpy(zero_copy_only=False)
-            if not np.array_equal(ids, np.arange(len(asins), len(asins) + len(ids))):
-                raise UserError(f"{path}: node_id is not the row position across the shards")
-            for a in batch.column("asin").to_pylist():
-                if not isinstance(a, str) or not SAFE_ASIN.match(a):
-                    raise UserError(f"{path}: asin {a!r} is unsafe as an image file name")
-                asins.append(a)
-            titles.extend(_cut(t, p.title_chars) for t in batch.column("title").to_pylist())
-            classes.extend(
-                int(c) if c is not None else -1 for c in batch.column("class").to_pylist()
-            )
-    n = len(asins)
+    paths = _shard_paths(folder)
+    idx = _read_index(paths, p.title_chars)
+    n = len(idx.asins)
     if n == 0:
         raise UserError(f"{folder}: no nodes")
-    cls = np.asarray(classes, dtype=np.int64)
+    cls = np.asarray(idx.classes, dtype=np.int64)
     if cls.min() < 0 or cls.max() >= len(class_names):
-        raise UserError(f"{folder}: node classes outside node_categories.json")
+        raise UserError(f"{folder}: node classes missing or outside node_categories.json")
     adj = _adjacency(folder, n)
-    degree = np.diff(adj.indptr).astype(np.int64)
-    index = {"asin": asins, "class": classes, "degree": degree.tolist(), "title": titles}
+
+    if (folder / DATA_DIR).exists():  # a rerun into the same folder: no stale shard may stay
+        shutil.rmtree(folder / DATA_DIR)
+    written: list[str] = []
+    index = {
+        "asin": idx.asins,
+        "class": idx.classes,
+        "degree": np.diff(adj.indptr).tolist(),
+        "title": idx.titles,
+    }
     _write(folder, f"{DATA_DIR}/index.js", _js("ACMMG_EXPLORER.index", index), written)
-
-    # Pass 2: per-node details, shard_nodes nodes per file.
-    shard: dict[str, list] = {}
     start = 0
-
-    def flush() -> None:
-        nonlocal shard, start
-        k = start // p.shard_nodes
-        _write(folder, f"{DATA_DIR}/nodes_{k:04d}.js",
-               _js("ACMMG_EXPLORER.shard", {"start": start, **shard}), written)  # fmt: skip
+    for shard in _node_details(paths, adj, idx.asins, clip_t or {}, p):
+        name = f"{DATA_DIR}/nodes_{start // p.shard_nodes:04d}.js"
+        _write(folder, name, _js("ACMMG_EXPLORER.shard", {"start": start, **shard}), written)
         start += len(shard["nbr"])
-        shard = {}
 
-    def add(node: int, reviews: list[str], n_reviews: int) -> None:
-        s = adj.of(node)
-        top = slice(s.start, min(s.stop, s.start + p.neighbours))
-        flat = np.stack([adj.nbr[top], adj.weight[top], adj.relation[top]], axis=1)
-        t, d = clip_t.get(asins[node], (None, None))
-        for key, value in (
-            ("nbr", flat.ravel().tolist()),
-            ("reviews", [_cut(r, p.review_chars) for r in reviews]),
-            ("n_reviews", n_reviews),
-            ("clip_t", [_score(t), _score(d)]),
-        ):
-            shard.setdefault(key, []).append(value)
-        if len(shard["nbr"]) == p.shard_nodes:
-            flush()
-
-    node = 0
-    for path in shard_paths:
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=4096, columns=["reviews"]):
-            col = batch.column("reviews")
-            counts = pc.fill_null(pc.list_value_length(col), 0).to_pylist()
-            kept = pc.list_slice(col, 0, p.reviews).to_pylist() if p.reviews else [[]] * len(col)
-            for revs, c in zip(kept, counts, strict=True):
-                add(node, [r for r in (revs or []) if r is not None], int(c))
-                node += 1
-    if shard:
-        flush()
-
-    # The sample subgraph and the page's settings.
     nodes, edges = sample_subgraph(cls, adj, p.sample_nodes, p.seed)
     pos = layout(nodes, edges, p.seed)
     meta = {
@@ -455,11 +480,15 @@ def write_explorer(
     static = resources.files("pipeline.publish") / "explorer_static"
     for name, rel in STATIC_FILES.items():
         _write(folder, rel, (static / name).read_bytes(), written)
+    if p.screenshot:
+        take_screenshot(folder, folder / SCREENSHOT, chromium=chromium)
+        written.append(SCREENSHOT)
     return ExplorerInfo(
         files=tuple(sorted(written)),
         bytes=sum((folder / f).stat().st_size for f in written),
-        focus_asin=asins[nodes[0]],
+        focus_asin=idx.asins[nodes[0]],
         sample_classes=len({int(cls[u]) for u in nodes}),
+        screenshot=SCREENSHOT if p.screenshot else None,
     )
 
 
@@ -478,6 +507,16 @@ def find_chromium() -> str | None:
     return None
 
 
+def _require_chromium() -> str:
+    found = find_chromium()
+    if not found:
+        raise UserError(
+            "no Chromium for the explorer screenshot: install it (apt-get install chromium) "
+            "or set ACMMG_CHROMIUM"
+        )
+    return found
+
+
 def take_screenshot(
     folder: Path,
     dest: Path | None = None,
@@ -492,12 +531,7 @@ def take_screenshot(
     only the PNG. The bytes depend on the Chromium build and the fonts installed."""
     folder = Path(folder)
     dest = Path(dest) if dest else folder / SCREENSHOT
-    chromium = chromium or find_chromium()
-    if not chromium:
-        raise UserError(
-            "no Chromium for the explorer screenshot: install it (apt-get install chromium) "
-            "or set ACMMG_CHROMIUM"
-        )
+    chromium = chromium or _require_chromium()
     if not (folder / PAGE).exists():
         raise UserError(f"{folder}: no {PAGE} (write_explorer first)")
     meta = _read_js_value(folder / DATA_DIR / "meta.js", "ACMMG_EXPLORER.meta")

@@ -163,6 +163,9 @@ window.ACMMG_EXPLORER = (function () {
     $("product-title").textContent = idx.title[node];
     $("product-asin").textContent = idx.asin[node];
     $("product-class").replaceChildren(chip(idx.class[node]));
+    for (const id of ["clip-title", "clip-desc"]) {
+      $(id).parentElement.hidden = !state.meta.has_clip_t;
+    }
     $("clip-title").textContent = fmtScore(d.clip_t[0]);
     $("clip-desc").textContent = fmtScore(d.clip_t[1]);
     $("product-degree").textContent = String(idx.degree[node]);
