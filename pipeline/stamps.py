@@ -68,7 +68,12 @@ def _code_files(fn: Callable) -> list[Path]:
     files = {getattr(sys.modules.get(n), "__file__", None) for n in names}
     out = {Path(f) for f in files if f}
     if module.__name__.count(".") >= 2 and module.__file__:  # pipeline.<package>.<module>
-        out.update(Path(module.__file__).parent.glob("*.py"))
+        # The whole package, its templates and static files included.
+        out.update(
+            f
+            for f in Path(module.__file__).parent.rglob("*")
+            if f.is_file() and "__pycache__" not in f.parts
+        )
     return sorted(out)
 
 
