@@ -96,10 +96,20 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(x for x in inner if isinstance(x, BaseException))
 
 
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of an HttpStatusError, or of requests' raise_for_status error."""
+    if isinstance(exc, HttpStatusError):
+        return exc.status
+    resp = getattr(exc, "response", None)
+    if isinstance(exc, requests.HTTPError) and resp is not None:
+        return resp.status_code
+    return None
+
+
 def _kind(exc: BaseException) -> str:
     """What went wrong, one of: status, refused, dns, tls, timeout, reset, url, other."""
     chain = list(_chain(exc))
-    if isinstance(exc, HttpStatusError):
+    if _status(exc) is not None:
         return "status"
     # Order matters: a timeout or reset is often wrapped in a generic ConnectionError.
     if any(isinstance(e, urllib3.exceptions.NameResolutionError | socket.gaierror) for e in chain):
@@ -135,7 +145,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether another try may succeed (see the module docstring)."""
     kind = _kind(exc)
     if kind == "status":
-        return transient_status(exc.status)  # type: ignore[attr-defined]
+        return transient_status(_status(exc))  # type: ignore[arg-type]
     return kind in ("timeout", "reset") or getattr(exc, "transient", False)
 
 
@@ -153,7 +163,9 @@ def describe(exc: BaseException) -> str:
     """One line saying what a network error was, without object addresses or tracebacks."""
     kind = _kind(exc)
     if kind == "status":
-        return str(exc)
+        if isinstance(exc, HttpStatusError):
+            return str(exc)
+        return f"HTTP {_status(exc)} {exc.response.reason or ''}".strip()  # type: ignore[union-attr]
     if kind == "dns":
         host = _host(exc)
         return f"cannot resolve host {host!r}" if host else "cannot resolve the host name"

@@ -280,3 +280,12 @@ def test_sources_check_against_dead_redirecting_and_good_servers(root, tmp_path,
         assert main(["sources", "check", "--registry", str(dead_reg)]) == 1
         out = capsys.readouterr().out
         assert "UNREACHABLE" in out and "HTTP 404" in out and "no reachable source for: gone" in out
+
+
+def test_requests_own_http_errors_are_described_by_status(root):
+    with FaultyServer(root) as srv:
+        srv.faults["/Cat.jsonl"] = ["503"]
+        r = requests.get(f"{srv.url}/Cat.jsonl", timeout=10)
+        with pytest.raises(requests.HTTPError) as e:
+            r.raise_for_status()
+    assert describe(e.value) == "HTTP 503 Service Unavailable" and is_transient(e.value)
