@@ -247,7 +247,20 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        start = time.monotonic()
+        try:
+            return retrying(fn)
+        except Exception as exc:
+            tries = retrying.statistics.get("attempt_number", 1)
+            if tries > 1:
+                log.warning(
+                    "%s: giving up after %d tries in %.0f s (%s)",
+                    what,
+                    tries,
+                    time.monotonic() - start,
+                    describe(exc),
+                )
+            raise
 
 
 def make_session(user_agent: str | None = None) -> requests.Session:
@@ -269,6 +282,13 @@ def describe_error(exc: BaseException) -> str | None:
     if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError):
         url = getattr(getattr(exc, "request", None), "url", None) or getattr(exc, "url", None)
         return f"{url}: {describe(exc)}" if url else describe(exc)
+    if mod.startswith("httpx"):  # Prefect's client (its API server), the Hugging Face Hub
+        try:
+            url = str(exc.request.url)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):
+            url = None
+        text = describe(exc) if _kind(exc) != "other" else _root_text(exc)
+        return f"{url}: {text}" if url else text
     if mod.startswith(("botocore", "aiobotocore")):
         name = type(exc).__name__
         if name in ("NoCredentialsError", "PartialCredentialsError"):

@@ -127,6 +127,15 @@ def test_errors_are_classified_and_described_in_one_line():
             requests.get(url, timeout=5)
         assert describe(e.value) == words and not is_transient(e.value)
     assert not is_transient(HttpStatusError("u", 404)) and is_transient(HttpStatusError("u", 502))
+    # httpx (Prefect's client): the top level names the API URL.
+    import httpx
+
+    from pipeline.http import describe_error
+
+    api = f"http://127.0.0.1:{free_port()}/api/health"
+    with pytest.raises(httpx.HTTPError) as e:
+        httpx.get(api)
+    assert describe_error(e.value) == f"{api}: connection refused"
     assert is_transient(requests.ReadTimeout("read timed out"))
 
 
