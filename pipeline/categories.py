@@ -9,6 +9,7 @@ setting or a value of the wrong type is an error naming the entry.
 from __future__ import annotations
 
 import difflib
+import functools
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -44,7 +45,17 @@ class Category:
     papers: list[str] = field(default_factory=list)
     sample_items: int = 400  # source = "sample" only: size of the generated category
     sample_users: int = 4000
+    # Other URLs of the same files, tried in this order when ``reviews`` / ``meta`` fail.
+    reviews_mirrors: list[str] = field(default_factory=list)
+    meta_mirrors: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # settings the entry sets
+
+    def sources(self) -> dict[str, list[str]]:
+        """Each source ("reviews", "meta") with its URLs in the order they are tried."""
+        return {
+            "reviews": [self.reviews, *self.reviews_mirrors],
+            "meta": [self.meta, *self.meta_mirrors],
+        }
 
     def settings(self) -> dict[str, Any]:
         """The build settings: the recorded ones at their defaults, then the entry's own."""
@@ -72,8 +83,10 @@ def load_registry(path: Path | None = None) -> dict[str, Category]:
     out = {}
     for slug, entry in data["categories"].items():
         merged = {**defaults, **entry}
-        merged["reviews"] = merged["reviews"].format(file=merged["file"])
-        merged["meta"] = merged["meta"].format(file=merged["file"])
+        for key in ("reviews", "meta"):
+            merged[key] = merged[key].format(file=merged["file"])
+            mirrors = merged.get(f"{key}_mirrors", [])
+            merged[f"{key}_mirrors"] = [m.format(file=merged["file"]) for m in mirrors]
         known = {k: v for k, v in merged.items() if k in _ENTRY_FIELDS}
         try:
             settings = check_settings(
@@ -86,10 +99,27 @@ def load_registry(path: Path | None = None) -> dict[str, Category]:
     return out
 
 
-def get_category(slug: str) -> Category:
-    registry = load_registry()
+def get_category(slug: str, registry: dict[str, Category] | None = None) -> Category:
+    """The registry's category ``slug``; an unknown slug is a UserError naming close matches."""
+    registry = load_registry() if registry is None else registry
     if slug not in registry:
-        close = difflib.get_close_matches(slug, registry, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        close = difflib.get_close_matches(slug.lower(), registry, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise UserError(f"unknown category {slug!r}{hint} (acmmg categories lists them)")
     return registry[slug]
+
+
+@functools.cache
+def _mirror_table() -> dict[str, tuple[str, ...]]:
+    table: dict[str, tuple[str, ...]] = {}
+    for cat in load_registry().values():
+        for urls in cat.sources().values():
+            if len(urls) > 1:
+                table[urls[0]] = tuple(urls[1:])
+    return table
+
+
+def mirrors_for(url: str) -> list[str]:
+    """The registry's mirrors of a source URL (none for a URL it does not list), so that
+    whoever fetches a registry source gets its mirrors without passing them along."""
+    return list(_mirror_table().get(url, ()))

@@ -2,9 +2,14 @@
 
 Serves files under a directory, with byte ranges (206, or 416 past the end). ``faults`` maps
 a URL path to a list of behaviours consumed one per GET: "drop" (send half the body, then
-close), "drop:N" (send N bytes, then close), "404", "500", "slow" (sleep before answering).
-``ignore_range`` answers 200 with the whole file to Range requests. Every request is logged
-in ``requests`` as (method, path, Range header or None).
+close), "drop:N" (send N bytes, then close), a status ("404", "503"; "429:2" adds
+Retry-After: 2), "slow" (sleep before answering).
+``ignore_range`` answers 200 with the whole file to Range requests. ``close_delimited`` sends
+bodies without Content-Length and closes the connection after them (HTTP/1.0 style), so a
+"drop" is indistinguishable from the end. ``headers`` maps a path to extra response headers
+(an ETag, a Digest...), ``redirects`` a path to the Location of a 302, and ``head_status``,
+when set, answers every HEAD with that status. Every request is logged in ``requests`` as
+(method, path, Range header or None).
 
     with FaultyServer(root) as srv: ...        # or srv = FaultyServer(root).start(); srv.close()
 """
@@ -24,6 +29,10 @@ class FaultyServer:
         self.faults: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.ignore_range = False
+        self.close_delimited = False
+        self.headers: dict[str, dict[str, str]] = {}
+        self.redirects: dict[str, str] = {}
+        self.head_status: int | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,10 +53,25 @@ class FaultyServer:
                 server.requests.append((self.command, path, rng))
                 queue = server.faults.get(path) or []
                 fault = queue.pop(0) if queue and not head else None
+                if path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if head and server.head_status:
+                    self.send_error(server.head_status)
+                    return
                 if fault == "slow":
                     time.sleep(3)
-                if fault in ("404", "500"):
-                    self.send_error(int(fault))
+                if fault is not None and fault.split(":")[0].isdigit():
+                    # "503", or "429:2" for a status with Retry-After: 2
+                    code, _, after = fault.partition(":")
+                    self.send_response(int(code))
+                    if after:
+                        self.send_header("Retry-After", after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 f = (server.root / path.lstrip("/")).resolve()
                 if server.root.resolve() not in f.parents or not f.is_file():
@@ -68,8 +92,14 @@ class FaultyServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                if server.close_delimited:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
+                for name, value in server.headers.get(path, {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if head:
                     return

@@ -37,7 +37,10 @@ def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict:
 
 
 class PrefectServer:
-    def __init__(self, home: Path):
+    """``prefect server start`` on a free port of 127.0.0.1; ``env`` adds server settings
+    (e.g. PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS)."""
+
+    def __init__(self, home: Path, **env: str):
         self.home = home
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
@@ -52,7 +55,7 @@ class PrefectServer:
                 "--port",
                 str(self.port),
             ],
-            env=prefect_env(home),
+            env=prefect_env(home, **env),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
@@ -68,6 +71,19 @@ class PrefectServer:
             time.sleep(1)
         self.stop()
         raise RuntimeError("prefect server did not start in 180 s")
+
+    def api(self, method: str, path: str, **body) -> list | dict:
+        """One call to the server's REST API (JSON in and out)."""
+        r = requests.request(method, f"{self.api_url}{path}", json=body or None, timeout=30)
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+    def flow_runs(self, deployment_id: str | None = None) -> list[dict]:
+        """Flow runs, oldest first (of one deployment when ``deployment_id`` is given)."""
+        body: dict = {"sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+        if deployment_id:
+            body["deployments"] = {"id": {"any_": [deployment_id]}}
+        return self.api("POST", "/flow_runs/filter", **body)
 
     def stop(self) -> None:
         self.proc.terminate()

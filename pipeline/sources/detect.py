@@ -124,3 +124,65 @@ def gzip_truncation_offset(path: Path) -> tuple[int, int]:
                 d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 produced += len(d.decompress(rest))
     return read, produced
+
+
+MAX_LINE = 16 << 20  # ingest's max_line_size: a longer last line is rejected there anyway
+
+
+def last_line_complete(path: Path, chunk: int = 1 << 20) -> bool:
+    """Whether a (possibly gzip) text file ends on a whole record: a gzip stream that reaches
+    its trailer, and whose text ends with a newline, closes a JSON array, or has a last line
+    that parses as JSON. False means the file looks cut off. A gzip file is read to its end
+    (its trailer is the only proof it is whole); a plain file only at its tail."""
+    path = Path(path)
+    head = open_text_head(path, 4096).lstrip()
+    tail = _gzip_tail(path, chunk) if _is_gzip(path) else _file_tail(path)
+    if tail is None:
+        return False  # the gzip stream stops before its trailer
+    if not tail.strip() or tail.endswith(b"\n"):
+        return True
+    if head[:1] == b"[" and tail.rstrip().endswith(b"]"):
+        return True
+    try:
+        json.loads(tail.rsplit(b"\n", 1)[-1])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _file_tail(path: Path) -> bytes:
+    """The end of a plain file: its last line (up to MAX_LINE bytes) and the newline before."""
+    with open(path, "rb") as f:
+        pos = f.seek(0, 2)
+        tail = b""
+        while pos > 0 and b"\n" not in tail[:-1] and len(tail) < MAX_LINE:
+            step = min(1 << 20, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+    return tail
+
+
+def _gzip_tail(path: Path, chunk: int) -> bytes | None:
+    """The end of a gzip file's text as _file_tail, or None when the stream is cut short."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    tail = b""
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                out = d.decompress(block)
+                while d.eof and d.unused_data:  # concatenated members
+                    rest = d.unused_data
+                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out += d.decompress(rest)
+                tail += out
+                cut = tail.rfind(b"\n", 0, len(tail) - 1)
+                tail = tail[cut:] if cut > 0 else tail[-MAX_LINE:]
+    except zlib.error:
+        return None
+    return tail if d.eof else None
