@@ -8,20 +8,20 @@ reads, writes and caches is its declaration's business (``pipeline.runner``).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import wait
 from prefect.states import Completed
 from prefect.tasks import exponential_backoff
 
 from pipeline import build as build_
-from pipeline import params, runner
+from pipeline import params, report, runner
 from pipeline.resources import Resources
 from pipeline.stages import BY_NAME, STAGES, Stage
-
-NETWORK_RETRIES = 3
 
 
 def _stage_fn(stage_name: str, work: str, values: dict[str, Any], shards: int):
@@ -42,24 +42,19 @@ def _step_fn(stage_name: str, step_name: str, shard: int | None, work: str, valu
 
 
 def _stage_task(stage: Stage):
-    if stage.network:
-        return task(
-            _stage_fn,
-            name=stage.title,
-            retries=NETWORK_RETRIES,
-            retry_delay_seconds=exponential_backoff(backoff_factor=2),
-        )
-    return task(_stage_fn, name=stage.title)
+    """A stage as a task named for what it does; retried as a whole only where its
+    declaration says so (requests retry by themselves, pipeline.http)."""
+    return task(
+        _stage_fn,
+        name=stage.title,
+        retries=stage.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    )
 
 
 STAGE_TASKS = {s.name: _stage_task(s) for s in STAGES}
 STEP_TASKS = {
-    (s.name, step.name): task(
-        _step_fn,
-        name=step.name,
-        retries=NETWORK_RETRIES if s.network else 0,
-        retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    )
+    (s.name, step.name): task(_step_fn, name=step.name)
     for s in STAGES
     if s.sharding is not None
     for step in s.sharding.steps
@@ -94,10 +89,13 @@ def build_category(
     b.work.mkdir(parents=True, exist_ok=True)
     work = str(b.work)
     results: dict[str, Any] = {}
-    with build_.sources(b) as (review_uris, meta_uris, private):
-        values = build_.stage_settings(b, review_uris, meta_uris, private)
+    seconds: dict[str, float] = {}
+    cached: dict[str, bool] = {}
+    with build_.sources(b) as src:
+        values = build_.stage_settings(b, src)
         previous = None
         for stage in STAGES:
+            t0 = time.monotonic()
             p = stage.make_params(values)
             upstream = [previous] if previous is not None else []
             if runner.sharded(stage, shards) and not runner.is_cached(stage, b.work, p, shards):
@@ -117,8 +115,27 @@ def build_category(
                 stage.name, work, values, shards, wait_for=upstream
             )
             results[stage.name] = previous.result()
+            seconds[stage.name] = time.monotonic() - t0
+            cached[stage.name] = previous.state.name == "Cached"
+    _artifacts(b, results, cached, seconds)
     published = results["publish"]
     return {**published, **{s: results[s] for s in ("graph", "images", "filter", "classes")}}
+
+
+def _artifacts(b, results: dict, cached: dict, seconds: dict) -> None:
+    """The run's summary (markdown) and the card's statistics row (table) in the UI."""
+    slug = b.slug.lower()
+    titles = {s.name: s.title for s in STAGES}
+    create_markdown_artifact(
+        key=f"{slug}-summary",
+        markdown=report.run_summary(b.slug, results, cached, seconds, titles, b.work),
+        description=f"build-category {b.slug}: what each stage did",
+    )
+    create_table_artifact(
+        key=f"{slug}-statistics",
+        table=report.statistics_rows(b.work, b.slug),
+        description=f"{b.slug}: the dataset card's statistics row",
+    )
 
 
 def _present(request: dict[str, Any]) -> dict[str, Any]:

@@ -83,14 +83,25 @@ def plan(category: str, request: Request | None = None) -> Build:
         raise UserError(str(e)) from None
     root = Path(r.work_root or os.environ.get("ACMMG_WORK_ROOT") or DEFAULT_WORK_ROOT)
     b = Build(cat, root / category, {**cat.settings(), **checked}, r)
-    stage_settings(b, [], [], [])  # every stage's parameters build: bad values fail now
+    stage_settings(b)  # every stage's parameters build: bad values fail now
     return b
 
 
-def stage_settings(
-    b: Build, review_uris: list[str], meta_uris: list[str], private: list[str]
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sources:
+    """A build's dumps: their URIs (what is recorded), the networks the image stage may
+    fetch from although not public, and where to connect for a URL (``pipeline.http.alias``)."""
+
+    reviews: list[str]
+    meta: list[str]
+    private: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+def stage_settings(b: Build, src: Sources | None = None) -> dict[str, Any]:
     """The flat settings every stage's parameters are made from."""
+    src = src or Sources([], [])
+    review_uris, meta_uris = src.reviews, src.meta
     from pipeline.stages import STAGES, setting_defaults
 
     defaults = setting_defaults()
@@ -109,7 +120,8 @@ def stage_settings(
         "reviews": tuple(review_uris),
         "meta": tuple(meta_uris),
         "cache_dir": str(b.work / workdir.DOWNLOADS),
-        "allow_private": tuple(sorted(set(private) | set(b.request.allow_private))),
+        "allow_private": tuple(sorted(set(src.private) | set(b.request.allow_private))),
+        "url_aliases": tuple(src.aliases),
         "publish_to": b.request.publish_to,
         "build_params": recorded,
     }
@@ -122,23 +134,24 @@ def stage_settings(
 
 
 @contextlib.contextmanager
-def sources(b: Build) -> Iterator[tuple[list[str], list[str], list[str]]]:
-    """(review URIs, metadata URIs, networks the image stage may fetch from) of the build;
-    a sample category is generated in ``work/sample`` and served meanwhile."""
+def sources(b: Build) -> Iterator[Sources]:
+    """The build's dump URIs and how to reach them; a sample category is generated in
+    ``work/sample`` and served meanwhile."""
     r, cat = b.request, b.category
     if r.reviews:
-        yield list(r.reviews), list(r.meta), []
+        yield Sources(list(r.reviews), list(r.meta))
         return
     if cat.source == "sample":
         from pipeline.sample import SampleSpec
         from pipeline.sample_server import serve_sample
 
         spec = SampleSpec(category=cat.file, n_items=cat.sample_items, n_users=cat.sample_users)
-        with serve_sample(b.work / workdir.SAMPLE, spec) as base:
-            yield (
+        with serve_sample(b.work / workdir.SAMPLE, spec) as (base, served):
+            yield Sources(
                 [cat.reviews.replace("sample://", f"{base}/")],
                 [cat.meta.replace("sample://", f"{base}/")],
-                ["127.0.0.1/32"],
+                private=["127.0.0.1/32"],
+                aliases=[f"{base}={served}"] if served != base else [],
             )
         return
-    yield [cat.reviews], [cat.meta], []
+    yield Sources([cat.reviews], [cat.meta])

@@ -300,3 +300,15 @@ def describe_error(exc: BaseException) -> str | None:
     if isinstance(exc, OSError):  # storage: permissions, a full disk, a missing path
         return f"{type(exc).__name__}: {_root_text(exc)}"
     return None
+
+
+def alias(url: str, aliases: tuple[str, ...] | list[str] = ()) -> str:
+    """Where to connect for ``url``: the first ``FROM=TO`` prefix pair of ``aliases`` whose
+    FROM starts it is replaced by TO. A locally served sample is named by a fixed base URL in
+    every file and record, and reached wherever it is served today, so what a build
+    publishes does not depend on the port."""
+    for pair in aliases:
+        src, _, dst = pair.partition("=")
+        if src and url.startswith(src):
+            return dst + url[len(src) :]
+    return url

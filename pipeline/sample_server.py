@@ -24,29 +24,33 @@ def _bind(root: Path, port: int) -> ThreadingHTTPServer:
     handler = functools.partial(_Quiet, directory=str(root))
     try:
         return ThreadingHTTPServer(("127.0.0.1", port), handler)
-    except OSError:
-        # The fixed port keeps the sample's image URLs, and so its fingerprints and every
-        # cache key after it, the same from run to run; a busy port only costs that reuse.
+    except OSError:  # busy: any port will do, the sample names its canonical base anyway
         return ThreadingHTTPServer(("127.0.0.1", 0), handler)
 
 
 @contextlib.contextmanager
-def serve_sample(root: Path, spec: SampleSpec | None = None, seed: int = 0) -> Iterator[str]:
-    """Generate the sample in ``root`` (once) and serve it; yields the base URL."""
+def serve_sample(
+    root: Path, spec: SampleSpec | None = None, seed: int = 0
+) -> Iterator[tuple[str, str]]:
+    """Generate the sample in ``root`` (once) and serve it; yields (the base URL its files
+    name, the base URL it is served at). The files always name
+    ``http://127.0.0.1:$ACMMG_DEMO_PORT`` (default 8765), wherever it is served, so the
+    sample's bytes, and everything built from it, do not depend on a busy port."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     port = int(os.environ.get("ACMMG_DEMO_PORT", DEFAULT_PORT))
+    canonical = f"http://127.0.0.1:{port}"
     httpd = _bind(root, port)
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    served = f"http://127.0.0.1:{httpd.server_address[1]}"
     marker = root / ".generated"
-    recipe = f"{base}\n{spec!r}\n{seed}"
+    recipe = f"{canonical}\n{spec!r}\n{seed}"
     if not marker.exists() or marker.read_text() != recipe:
-        generate_sample(root, base, seed=seed, spec=spec)
+        generate_sample(root, canonical, seed=seed, spec=spec)
         marker.write_text(recipe)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield base
+        yield canonical, served
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -99,7 +99,8 @@ class Stage:
     inputs: Paths
     outputs: Paths
     stats: str | None = None  # its stats: "" = at the top level, a name = under that key
-    network: bool = False  # talks to the network: a flow retries the whole stage
+    network: bool = False  # talks to the network (its requests retry by pipeline.http's rules)
+    retries: int = 0  # times a flow retries the whole stage (only where nothing finer does)
     cached: bool = True  # False: always runs (it revalidates its own work cheaply)
     sharding: Sharding | None = None
     key: Callable[[Any], dict] = _key
@@ -336,6 +337,7 @@ PUBLISH = Stage(
     inputs=lambda work, p: [workdir.publish_folder(work, p.category) / workdir.MANIFEST],
     outputs=lambda work, p: [],
     network=True,
+    retries=2,  # an upload interrupted half way resumes (files already there are verified)
     cached=False,
     doc="atomically to a directory, fsspec URL or the Hub; an unchanged version uploads nothing",
 )

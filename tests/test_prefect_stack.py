@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -195,5 +196,19 @@ def test_an_interval_schedule_that_comes_due_runs_and_publishes(server, tmp_path
         assert manifest["counts"]["nodes"] > 50
         src = manifest["sources"][0]
         assert src["served_by"] == src["uri"] and src["uri"].endswith("/Demo.jsonl.gz")
+        # A run a person can read: its name, its tasks named for what they do, artifacts.
+        assert re.fullmatch(r"demo-\d{8}-\d{4}", run["name"]), run["name"]
+        tasks = server.api(
+            "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}}
+        )
+        names = {t["name"].rsplit("-", 1)[0] for t in tasks}
+        assert {"fetch sources", "graph", "embed (CLIP)", "publish"} <= names, names
+        arts = server.api("POST", "/artifacts/filter", flow_runs={"id": {"any_": [run["id"]]}})
+        by_key = {a["key"]: a for a in arts}
+        summary = by_key["demo-summary"]["data"]
+        assert f"version `{version}`" in summary and "| graph | done |" in summary
+        table = by_key["demo-statistics"]["data"]
+        rows = json.loads(table) if isinstance(table, str) else table
+        assert rows[0]["row"] == "this build" and rows[0]["nodes"] == manifest["counts"]["nodes"]
     finally:
         served.stop()

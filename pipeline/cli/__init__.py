@@ -81,17 +81,35 @@ def _quiet_broken_pipe() -> int:
     return 141  # 128 + SIGPIPE, as a shell reports a command a broken pipe ended
 
 
+class _RunFormatter(logging.Formatter):
+    """Log lines with the Prefect task (or flow) run they come from, when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        run = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", None)
+        record.run = f" [{run}]" if run else ""
+        return super().format(record)
+
+
+def _logging(verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_RunFormatter("%(asctime)s %(levelname)s%(run)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    # One line per HTTP call to Prefect's API would bury the pipeline's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # One line per HTTP call to Prefect's API would bury the pipeline's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _logging(args.verbose)
     try:
-        code = int(args.func(args) or 0)
+        if sys.stderr.isatty():  # log lines go through tqdm, so none overwrites a bar
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm():
+                code = int(args.func(args) or 0)
+        else:
+            code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
     except BrokenPipeError:

@@ -62,6 +62,11 @@ class ImageConfig:
     backoff_max: float = 30.0
     max_retry_after: float = 120.0  # a longer Retry-After gives up (a rerun tries again)
     user_agent: str = "acmmg-pipeline/0.1 (+https://github.com/; product image fetch)"
+    # Where to connect for a URL (FROM=TO prefixes, pipeline.http.alias): set by the runner
+    # for a locally served sample; rows keep the URL itself.
+    url_aliases: tuple[str, ...] = dataclasses.field(
+        default=(), metadata={"setting": False, "cli": False}
+    )
     # Parallelism: `threads` per process; processes 0 = one per CPU (1 for small jobs).
     threads: int = 16
     processes: int = 0

@@ -43,6 +43,7 @@ from PIL import ImageFile
 from .. import workdir
 from ..errors import StageError, UserError
 from ..io import atomic_path
+from ..progress import Progress
 from ..resources import Resources
 from ..workdir import (
     IMAGES,
@@ -402,11 +403,7 @@ def fetch_images(
         new = Counter()
         buf: list[dict[str, Any]] = []
         last_flush = time.monotonic()
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(urls), unit="img", desc="images", smoothing=0.05)
+        bar = Progress(len(urls), "images", "img", bars=progress)
         try:
             for res in _results(urls, work, cfg, processes):
                 new["ok" if res["status"] == "ok" else "failed"] += 1
@@ -417,12 +414,10 @@ def fetch_images(
                 if len(buf) >= cfg.chunk_size or time.monotonic() - last_flush > 5.0:
                     journal.append(buf)
                     buf, last_flush = [], time.monotonic()
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
         finally:
             journal.append(buf)  # also on Ctrl-C: keep what is done
-            if bar is not None:
-                bar.close()
+            bar.close()
         journal.compact()
         rows = _finalize(cands, journal.latest(), cfg)
         with atomic_path(work / IMAGES) as tmp:

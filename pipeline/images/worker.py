@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..http import alias
 from ..io import atomic_path
 from ..workdir import image_store_path
 from .config import ImageConfig
@@ -69,7 +70,7 @@ class Processor:
             if pattern is not None:
                 row.update(status="placeholder_url", error=f"known placeholder URL ({pattern})")
                 return row
-            f = self.fetcher.fetch(fetch_url)
+            f = self.fetcher.fetch(alias(fetch_url, cfg.url_aliases))
             row.update(status=f.status, error=f.error, http_status=f.http_status)
             if f.status != "ok" or f.body is None:
                 return row

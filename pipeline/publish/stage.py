@@ -34,9 +34,14 @@ def publish_target(publish_to: str | None) -> str:
 
 def publish(work: Path, p: PublishParams, res: Resources = Resources()) -> dict:
     """Publish ``work/publish/<slug>/``; returns the version and where it went."""
-    from pipeline.publish.targets import publish_folder
+    from pipeline.publish.targets import already_published, publish_folder
 
     target = publish_target(p.publish_to)
-    version = publish_folder(workdir.publish_folder(work, p.category), p.category, target)
-    log.info("published %s version %s to %s", p.category, version, target)
-    return {"category": p.category, "version": version, "target": target}
+    folder = workdir.publish_folder(work, p.category)
+    unchanged = already_published(folder, p.category, target)
+    version = publish_folder(folder, p.category, target)
+    if unchanged:
+        log.info("%s version %s: unchanged, nothing uploaded to %s", p.category, version, target)
+    else:
+        log.info("published %s version %s to %s", p.category, version, target)
+    return {"category": p.category, "version": version, "target": target, "uploaded": not unchanged}

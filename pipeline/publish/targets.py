@@ -168,6 +168,23 @@ def publish_folder(
     return version
 
 
+def already_published(
+    folder: Path, category: str, target: str, storage_options: dict | None = None
+) -> bool | None:
+    """Whether ``target`` holds ``folder``'s version of ``category`` already (so publishing
+    uploads nothing); None where that cannot be told cheaply (the Hub)."""
+    if hf_repo(target) is not None:
+        return None
+    manifest, raw = _check_folder(Path(folder))
+    version = derive_version(manifest["files"])
+    try:
+        fs, root = open_target(target, storage_options)
+        remote = f"{root}/{category}/{VERSIONS}/{version}/{MANIFEST}"
+        return bool(fs.exists(remote) and fs.cat_file(remote) == raw)
+    except OSError:
+        return False
+
+
 def _publish_version(
     fs: Any,
     folder: Path,

@@ -27,8 +27,16 @@ import requests
 import urllib3
 
 from pipeline.errors import UserError
-from pipeline.http import IncompleteBody, RetryPolicy, check_status, describe, make_session
+from pipeline.http import (
+    IncompleteBody,
+    RetryPolicy,
+    alias,
+    check_status,
+    describe,
+    make_session,
+)
 from pipeline.io import read_json, sha256_memo, write_json
+from pipeline.progress import Progress
 from pipeline.sources.detect import last_line_complete
 
 log = logging.getLogger(__name__)
@@ -104,12 +112,14 @@ def fetch(
     timeout: float = 60.0,
     session: requests.Session | None = None,
     progress: bool = False,
+    aliases: Sequence[str] = (),
 ) -> Source:
     """A local, complete copy of ``uri`` with its size and sha256.
 
     ``mirrors`` are other URLs of the same file, tried in order when ``uri`` cannot be
     fetched; by default those the category registry lists for ``uri``. ``retries`` /
-    ``backoff`` adjust the default retry policy (else ``ACMMG_FETCH_RETRIES``)."""
+    ``backoff`` adjust the default retry policy (else ``ACMMG_FETCH_RETRIES``). ``aliases``
+    say where to connect for a URL (``pipeline.http.alias``); the records keep the URL."""
     uri = str(uri)
     scheme = urlparse(uri).scheme if is_url(uri) else ""
     if not scheme or scheme == "file":
@@ -134,13 +144,13 @@ def fetch(
     # A complete copy from any of them is reused (revalidated where it came from).
     for url in candidates:
         dest = cache_dir / _cache_name(url)
-        if dest.exists() and _still_current(url, dest, sess, timeout):
+        if dest.exists() and _still_current(alias(url, aliases), dest, sess, timeout):
             return Source(uri, dest, dest.stat().st_size, sha256_memo(dest), served_by=url)
     errors: list[FetchError] = []
     for i, url in enumerate(candidates):
         dest = cache_dir / _cache_name(url)
         try:
-            _http_download(url, dest, policy, timeout, sess, progress)
+            _http_download(alias(url, aliases), dest, policy, timeout, sess, progress)
         except FetchError as e:
             errors.append(e)
             if i + 1 < len(candidates):
@@ -328,11 +338,12 @@ def _md5(path: Path) -> str:
 
 
 def _bar(progress: bool, total: int | None, initial: int, desc: str):
-    if not progress:
-        return None
-    from tqdm import tqdm
+    if progress:
+        from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc[-40:])
+        return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc[-40:])
+    # In a log: a line every 10 s or 5 % (bytes; the remaining ones when resuming).
+    return Progress(None if total is None else total - initial, f"download {desc}", "B")
 
 
 def _fsspec_download(uri: str, dest: Path) -> None:

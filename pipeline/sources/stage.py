@@ -35,6 +35,13 @@ class FetchParams:
         metavar="PATH_OR_URL",
         setting=False,
     )
+    url_aliases: tuple[str, ...] = param(
+        (),
+        "FROM=TO URL prefixes: where to connect for a URL (a locally served sample)",
+        key=False,
+        setting=False,
+        cli=False,
+    )
     cache_dir: str | None = param(
         None, "where downloaded dumps are kept (default $ACMMG_CACHE)", key=False, setting=False
     )
@@ -50,7 +57,10 @@ def fetch_sources(work: Path, p: FetchParams, res: Resources = Resources()) -> d
     doc = {}
     for kind in KINDS:
         try:
-            got = [fetch(uri, cache, progress=res.progress) for uri in getattr(p, kind)]
+            got = [
+                fetch(uri, cache, progress=res.progress, aliases=p.url_aliases)
+                for uri in getattr(p, kind)
+            ]
         except FetchError as e:
             raise UserError(str(e)) from e
         doc[kind] = [{**s.fingerprint(), "path": str(s.path)} for s in got]
