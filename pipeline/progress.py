@@ -28,6 +28,14 @@ def _duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def _rate(rate: float, unit: str) -> str:
+    if unit == "B":
+        for scale, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+            if rate >= scale:
+                return f"{rate / scale:.1f} {name}/s"
+    return f"{rate:.1f} {unit}/s"
+
+
 class Progress:
     """``update(n)`` as work is done; ``close()`` (or leaving the ``with``) at the end."""
 
@@ -59,8 +67,10 @@ class Progress:
             self.bar.update(n)
             return
         now = time.monotonic()
+        since = now - self.last_t
         step = (self.total or 0) * self.every_frac
-        if now - self.last_t >= self.every_s or (step and self.done - self.last_done >= step):
+        # Every 10 s, or every 5 % but not more than one line in 2 s (short steps stay quiet).
+        if since >= self.every_s or (step and self.done - self.last_done >= step and since >= 2):
             self._line(now)
 
     def _line(self, now: float) -> None:
@@ -68,7 +78,7 @@ class Progress:
         text = f"{self.desc}: {self.done:,}"
         if self.total:
             text += f"/{self.total:,} ({100 * self.done / self.total:.1f}%)"
-        text += f", {rate:.1f} {self.unit}/s"
+        text += f", {_rate(rate, self.unit)}"
         if self.total and rate > 0 and self.done < self.total:
             text += f", ETA {_duration((self.total - self.done) / rate)}"
         self.log.info(text)
