@@ -86,7 +86,11 @@ def build_category(
     # The parameters are the fields of pipeline.build.Request (plus category and shards).
     request = {k: v for k, v in locals().items() if k not in ("category", "shards")}
     b = build_.plan(category, params.build(build_.Request, _present(request)))
-    b.work.mkdir(parents=True, exist_ok=True)
+    with runner.work_lock(b.work, f"build of {category}"):
+        return _build(b, shards)
+
+
+def _build(b: build_.Build, shards: int) -> dict:
     work = str(b.work)
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}

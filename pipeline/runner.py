@@ -8,13 +8,15 @@ point reruns only the stage it was in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import stamps, workdir
+from pipeline.errors import UserError
 from pipeline.resources import Resources
 from pipeline.stages import STAGES, ShardStep, Stage, record_stats
 
@@ -146,6 +148,28 @@ def shard_plan(stage: Stage, shards: int) -> list[list[StepCall]]:
     ]
 
 
+@contextlib.contextmanager
+def work_lock(work: Path, what: str = "build") -> Iterator[None]:
+    """Hold the work directory for one build or command at a time; a second one is refused
+    at once with a clear message rather than interleaving its writes with the first."""
+    from filelock import FileLock, Timeout
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(work / workdir.BUILD_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(
+            f"another {what} is using {work} (its lock is {work / workdir.BUILD_LOCK}); "
+            "wait for it to finish or use another --work-root"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def run_all(
     work: Path,
     settings: dict[str, Any],
@@ -157,15 +181,16 @@ def run_all(
     """Run ``stages`` in order in this process; returns every stage's result by name."""
     say = log_to or log.info
     results: dict[str, Any] = {}
-    for stage in stages:
-        p = stage.make_params(settings)
-        if not is_cached(stage, work, p, shards):
-            for group in shard_plan(stage, shards):
-                for c in group:
-                    run_step(stage, c.step, work, p, c.shard, shards, res)
-        result, cached = run_stage(stage, work, p, res, shards)
-        say(describe(stage, result, cached))
-        results[stage.name] = result
+    with work_lock(work, "command"):
+        for stage in stages:
+            p = stage.make_params(settings)
+            if not is_cached(stage, work, p, shards):
+                for group in shard_plan(stage, shards):
+                    for c in group:
+                        run_step(stage, c.step, work, p, c.shard, shards, res)
+            result, cached = run_stage(stage, work, p, res, shards)
+            say(describe(stage, result, cached))
+            results[stage.name] = result
     return results
 
 

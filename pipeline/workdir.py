@@ -78,6 +78,7 @@ NODES = "nodes.parquet"
 STATS = "stats.json"  # the merged view of stats/ that ``acmmg graph`` leaves for its user
 STATS_DIR = "stats"
 STAMPS = ".stamps"
+BUILD_LOCK = ".build.lock"  # held by the one build (or command) using the work directory
 SHARDS = "shards"
 SAMPLE = "sample"
 IMAGES = "images.parquet"

@@ -48,3 +48,17 @@ def test_key_covers_the_code_a_stage_takes_from_other_modules(tmp_path):
     assert "graph_partitions.py" not in {p.name for p in _code_files(build_graph)}
     args = ([tmp_path / "missing"], {"k": 5}, tmp_path)
     assert stage_key("graph", build_graph, *args) != stage_key("graph", merge_partitions, *args)
+
+
+def test_one_build_per_work_directory(tmp_path):
+    import pytest
+
+    from pipeline.errors import UserError
+    from pipeline.runner import work_lock
+
+    with work_lock(tmp_path, "build of demo"):
+        with pytest.raises(UserError, match=r"another build of demo is using .*--work-root"):
+            with work_lock(tmp_path, "build of demo"):
+                pass
+    with work_lock(tmp_path):  # released: the next one goes ahead
+        pass
