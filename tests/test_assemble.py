@@ -17,9 +17,10 @@ from PIL import Image
 from pipeline.classes import ClassesParams
 from pipeline.errors import UserError
 from pipeline.io import sha256_file
-from pipeline.publish.assemble import AssembleParams, assemble_category, content_version
-from pipeline.publish.card import PLOTS, sample_subgraph
+from pipeline.publish.assemble import AssembleParams, assemble_category
 from pipeline.publish.dgl_format import read_dgl_graph
+from pipeline.publish.plots import PLOTS, sample_subgraph
+from pipeline.publish.writers.manifest import content_version
 from pipeline.reviews_select import select_reviews
 from pipeline.runner import run_stage
 from pipeline.stages import CLASSES
