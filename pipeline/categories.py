@@ -29,6 +29,8 @@ RECORDED = (
     "pretrained",
     "relations_k",
     "max_reviews",
+    "max_side",
+    "jpeg_quality",
 )
 
 

@@ -145,6 +145,9 @@ def make_work(
                 "bytes": len(data),
                 "width": 12,
                 "height": 10,
+                # every third image was downscaled from a larger source
+                "orig_width": 12 if k % 3 else 1200,
+                "orig_height": 10 if k % 3 else 1000,
                 "sha256": sha,
             }
         )
@@ -158,6 +161,8 @@ def make_work(
             "bytes": None,
             "width": None,
             "height": None,
+            "orig_width": None,
+            "orig_height": None,
             "sha256": None,
         }
     )

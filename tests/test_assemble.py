@@ -272,6 +272,13 @@ def test_card_and_plots(built: dict) -> None:
     assert "| 0 | Audio | 15 | 25.0% |" in readme
     assert "| build | reviews_read |" in readme
     assert "2023-11-14" not in readme  # no build time in the card
+    # What images.tar holds: stored and source sizes, how many were downscaled.
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["images"]["long_side"] == {"min": 12, "median": 12.0, "max": 12}
+    assert m["images"]["source_long_side"]["max"] == 1200
+    assert m["images"]["downscaled"] == 20 and m["images"]["at_source_resolution"] == 40
+    assert "20 of 60 images were downscaled" in readme
+    assert "| stored image long side min / median / max | 12 / 12 / 12 px |" in readme
     for name in PLOTS.values():
         assert f"]({name})" in readme
         data = (out / name).read_bytes()

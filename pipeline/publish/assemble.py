@@ -49,7 +49,7 @@ from pipeline.publish.writers.card import write_card
 from pipeline.publish.writers.dgl import write_dgl
 from pipeline.publish.writers.edges import write_edges
 from pipeline.publish.writers.embeddings import write_embeddings
-from pipeline.publish.writers.images import write_images_tar
+from pipeline.publish.writers.images import stored_sizes, write_images_tar
 from pipeline.publish.writers.manifest import content_version, write_manifest
 from pipeline.publish.writers.node_attributes import NODE_SCHEMA, write_node_attributes
 from pipeline.publish.writers.node_categories import write_node_categories
@@ -178,7 +178,8 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
         dest, attrs, inputs.reviews(work), p.shard_rows, p.max_reviews
     )
     dims = write_embeddings(dest, inputs.embeddings(work, asins))
-    hashes = inputs.image_hashes(work, nodes["asin"])
+    images = inputs.images(work, nodes["asin"])
+    hashes = images["sha256"].to_list()
     store = [workdir.image_store_path(work, sha) for sha in hashes]
     n_images = write_images_tar(dest, asins, store, hashes)
     write_edges(dest, edges)
@@ -207,6 +208,7 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     if "relation_id" in edges.columns:
         counts["relations"] = int(edges["relation_id"].drop_nulls().n_unique())
     params = _recorded_params(p)
+    image_info = stored_sizes(images, params.get("max_side"), params.get("jpeg_quality"))
     publish_stats = {"nodes": n, "edges": edges.height, **node_info, **edge_info}
     card_stats = _jsonable(inputs.published_stats(work, stats, publish_stats))
     sources = _jsonable(stats.get("sources"))
@@ -234,10 +236,17 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
             node_classes=labels,
             seed=p.seed,
             relations=relations,
+            images=image_info,
         ),
     )
     manifest = write_manifest(
-        dest, p.category, counts=counts, params=params, sources=sources, stats=card_stats
+        dest,
+        p.category,
+        counts=counts,
+        params=params,
+        sources=sources,
+        stats=card_stats,
+        images=image_info,
     )
     log.info(
         "assembled %s: %d nodes, %d edges, %d classes -> %s",

@@ -62,6 +62,7 @@ class CardData:
     node_classes: np.ndarray | None = None
     seed: int = 0
     relations: dict | None = None  # the published relations.json, when relations exist
+    images: dict | None = None  # what images.tar holds (writers.images.stored_sizes)
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -163,6 +164,7 @@ def _quantities(data: CardData) -> list[tuple[str, str]]:
             f"{int(w.min()) if w.size else 0} / {float(w.mean()) if w.size else 0:.2f} / "
             f"{int(w.max()) if w.size else 0}",
         ),
+        *_image_rows(data.images),
         ("nodes with reviews", c["nodes_with_reviews"]),
         ("reviews", c["reviews"]),
         ("train / val / test nodes", f"{c['train']:,} / {c['val']:,} / {c['test']:,}"),
@@ -170,6 +172,38 @@ def _quantities(data: CardData) -> list[tuple[str, str]]:
     if "relations" in c:
         rows.append(("relations (RCML)", c["relations"]))
     return [(k, fmt_int(v)) for k, v in rows]
+
+
+def _px(spread: dict) -> str:
+    return f"{spread['min']:,} / {spread['median']:,g} / {spread['max']:,} px"
+
+
+def _image_rows(info: dict | None) -> list[tuple[str, str]]:
+    if not info:
+        return []
+    rows = [("stored image long side min / median / max", _px(info["long_side"]))]
+    if "source_long_side" in info:
+        rows.append(("source image long side min / median / max", _px(info["source_long_side"])))
+    return rows
+
+
+def images_text(info: dict | None) -> str:
+    """What images.tar holds, in words."""
+    if not info:
+        return "images/{asin}.jpg for every node"
+    quality = f", quality {info['jpeg_quality']}" if info.get("jpeg_quality") else ""
+    text = f"images/{{asin}}.jpg for every node: {info['format']}{quality}, "
+    if info.get("max_side"):
+        text += (
+            f"at the source resolution, downscaled only where the long side exceeded "
+            f"{info['max_side']:,} px (setting `max_side`)"
+        )
+    else:
+        text += "as stored by the images stage"
+    if "downscaled" in info:
+        n = info["downscaled"] + info["at_source_resolution"]
+        text += f"; {info['downscaled']:,} of {n:,} images were downscaled"
+    return text
 
 
 def _classes(data: CardData) -> dict[str, Any]:
@@ -257,7 +291,7 @@ def _files(data: CardData) -> list[tuple[str, str]]:
         ),
         ("splits.parquet", "node_id, asin, split (train / val / test)"),
         ("node_categories.json", "class index -> class name"),
-        ("images.tar", "images/{asin}.jpg for every node"),
+        ("images.tar", images_text(data.images)),
         (
             "embeddings/*_embeds.pt",
             "CLIP image / title / description / combined embeddings, "

@@ -144,19 +144,27 @@ def embeddings(work: Path, asins: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def image_hashes(work: Path, asins: pl.Series) -> list[str]:
-    """The sha256 of every node's stored image (the status-ok row), in node order."""
+def images(work: Path, asins: pl.Series) -> pl.DataFrame:
+    """Every node's stored image (its status-ok row), in node order: asin, sha256, url (the
+    item's image URL), width and height (stored) and orig_width, orig_height (the source's;
+    null in tables written before the images stage recorded them)."""
     path = _require(work / workdir.IMAGES, "image table (run the images stage)")
     img = pl.read_parquet(path)
     usable = img.filter(pl.col("sha256").is_not_null())
     if "status" in img.columns:
         usable = usable.filter(pl.col("status") == "ok")
-    usable = usable.select("asin", "sha256").sort("asin", "sha256").unique("asin", keep="first")
+    cols = ["url", "width", "height", "orig_width", "orig_height"]
+    usable = usable.with_columns(
+        pl.lit(None).alias(c) for c in cols if c not in usable.columns
+    ).with_columns(pl.col("url").cast(pl.String), *(pl.col(c).cast(pl.Int64) for c in cols[1:]))
+    usable = (
+        usable.select("asin", "sha256", *cols).sort("asin", "sha256").unique("asin", keep="first")
+    )
     table = pl.DataFrame({"asin": asins}).join(usable, on="asin", how="left", maintain_order="left")
     missing = table.filter(pl.col("sha256").is_null())["asin"].to_list()
     if missing:
         raise UserError(f"{len(missing)} nodes have no stored image, e.g. {missing[:3]}")
-    return table["sha256"].to_list()
+    return table
 
 
 def node_category_names(work: Path, nodes: pl.DataFrame) -> dict[int, str]:

@@ -7,6 +7,10 @@ import hashlib
 import io
 import tarfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
 
 from pipeline.errors import UserError
 
@@ -33,3 +37,36 @@ def write_images_tar(dest: Path, asins: list[str], files: list[Path], hashes: li
             info.type = tarfile.REGTYPE
             tar.addfile(info, io.BytesIO(data))
     return len(asins)
+
+
+def stored_sizes(
+    images: pl.DataFrame, max_side: int | None = None, jpeg_quality: int | None = None
+) -> dict[str, Any]:
+    """What images.tar holds, for the card and the manifest: the stored long side (min /
+    median / max px) and, where the source size is known, the source's and how many images
+    were downscaled to ``max_side`` (the rest are at their source resolution)."""
+
+    def spread(values: np.ndarray) -> dict[str, float | int]:
+        if values.size == 0:
+            return {"min": 0, "median": 0, "max": 0}
+        return {
+            "min": int(values.min()),
+            "median": float(np.median(values)),
+            "max": int(values.max()),
+        }
+
+    stored = images.select(pl.max_horizontal("width", "height")).to_series().drop_nulls()
+    out: dict[str, Any] = {
+        "format": "RGB JPEG",
+        "jpeg_quality": jpeg_quality,
+        "max_side": max_side,
+        "long_side": spread(stored.to_numpy()),
+    }
+    known = images.filter(pl.col("orig_width").is_not_null() & pl.col("width").is_not_null())
+    if known.height:
+        src = known.select(pl.max_horizontal("orig_width", "orig_height")).to_series()
+        dst = known.select(pl.max_horizontal("width", "height")).to_series()
+        out["source_long_side"] = spread(src.to_numpy())
+        out["downscaled"] = int((src > dst).sum())
+        out["at_source_resolution"] = known.height - out["downscaled"]
+    return out
