@@ -103,6 +103,7 @@ def stage_settings(
         "checkpoint": r["checkpoint"],
         "publish_to": r["publish_to"],
         "build_params": recorded,
+        "reference": b.category.reference,
     }
     from pipeline.stages import STAGES
 

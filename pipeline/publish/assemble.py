@@ -39,14 +39,15 @@ from pipeline import stats as build_stats_
 from pipeline import workdir
 from pipeline.errors import UserError
 from pipeline.io import read_json
-from pipeline.params import param
+from pipeline.params import as_dict, param
 from pipeline.publish import inputs
-from pipeline.publish.card_data import CardData
+from pipeline.publish.card_data import CardData, compare_reference
 
 # Each writer by name from its module: the stage's cache key covers the modules it takes
 # names from (pipeline.stamps), so an edited writer reruns the stage.
 from pipeline.publish.writers.card import write_card
 from pipeline.publish.writers.dgl import write_dgl
+from pipeline.publish.writers.edge_splits import write_edge_splits
 from pipeline.publish.writers.edges import write_edges
 from pipeline.publish.writers.embeddings import write_embeddings
 from pipeline.publish.writers.images import stored_sizes, write_images_tar
@@ -59,6 +60,8 @@ from pipeline.publish.writers.splits import write_splits
 from pipeline.resources import Resources
 from pipeline.reviews_select import DEFAULT_MAX_REVIEWS
 from pipeline.splits import DEFAULT_RATIOS, make_splits, split_sizes
+from pipeline.tasks.baselines import EMBEDDINGS, BaselineParams, folder_baselines
+from pipeline.tasks.edge_splits import EdgeSplitParams
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +78,25 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class AssembleParams:
+@dataclass(frozen=True, kw_only=True)
+class AssembleParams(EdgeSplitParams, BaselineParams):
+    """The folder's settings; the link-prediction splits' and the card baselines' settings
+    are this stage's too (their own dataclasses hold their defaults and help)."""
+
     category: str = param(help="the category's slug (its folder name)", cli=False, setting=False)
     max_reviews: int = param(DEFAULT_MAX_REVIEWS, "reviews per node (most helpful first)")
-    seed: int = param(0, "seed of the node splits")
+    seed: int = param(0, "seed of the node and edge splits and of the baselines' subsample")
     shard_rows: int = param(100_000, "nodes per node_attributes shard")
     split_ratios: tuple[float, ...] = param(DEFAULT_RATIOS, "train, val and test fractions")
     license: str = param("cc-by-4.0", "the dataset's license (card header)")
     build_params: dict = param(
         {}, "the build's settings, recorded in the manifest", cli=False, setting=False
+    )
+    reference: dict | None = param(
+        None,
+        "the category's SLIP Table 1 row (the registry's [reference]), shown beside the build's",
+        cli=False,
+        setting=False,
     )
 
     def __post_init__(self) -> None:
@@ -92,6 +104,15 @@ class AssembleParams:
             raise UserError(f"shard_rows must be >= 1, got {self.shard_rows}")
         if len(self.split_ratios) != 3:
             raise UserError("split_ratios takes three fractions: train, val, test")
+        # The tasks' settings fail here, when the build starts, not after hours of work.
+        if len(self.edge_ratios) != 3:
+            raise UserError("edge_ratios takes three fractions: train, val, test")
+        if self.negatives < 1 or not 0.0 <= self.hard_fraction <= 1.0:
+            raise UserError("negatives must be >= 1 and hard_fraction between 0 and 1")
+        if self.retrieval_text not in EMBEDDINGS or not self.probe_c or min(self.probe_c) <= 0:
+            raise UserError(
+                f"retrieval_text must be one of {', '.join(EMBEDDINGS)} and probe_c positive"
+            )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -143,18 +164,9 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 def _recorded_params(p: AssembleParams) -> dict:
     """The parameters the manifest and the card record: the build's settings and this
-    stage's own."""
-    return _jsonable(
-        {
-            **p.build_params,
-            "category": p.category,
-            "shard_rows": p.shard_rows,
-            "max_reviews": p.max_reviews,
-            "seed": p.seed,
-            "split_ratios": list(p.split_ratios),
-            "license": p.license,
-        }
-    )
+    stage's own (the reference is recorded beside them, the build_params are these)."""
+    own = {k: v for k, v in as_dict(p).items() if k not in ("build_params", "reference")}
+    return _jsonable({**p.build_params, **own})
 
 
 def _build(work: Path, dest: Path, p: AssembleParams) -> None:
@@ -166,31 +178,36 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     asins = nodes["asin"].to_list()
     class_names = inputs.node_category_names(work, nodes)
     edges, edge_info = inputs.edge_table(work, nodes, raw_edges)
-    ratios = tuple(p.split_ratios)
-    train, val, test = make_splits(asins, seed=p.seed, ratios=ratios)
-    labels = nodes["class"].to_numpy().astype(np.int64)
+    images = inputs.images(work, nodes["asin"])
     attrs = nodes.select("asin", "node_id", "class").join(
         inputs.items(work, nodes["asin"]), on="asin", how="left", maintain_order="left"
     )
+    attrs = attrs.with_columns(images["url"].alias("image_url"))
+    train, val, test = make_splits(asins, seed=p.seed, ratios=tuple(p.split_ratios))
+    labels = nodes["class"].to_numpy().astype(np.int64)
+    src = edges["src"].to_numpy().astype(np.int64)
+    dst = edges["dst"].to_numpy().astype(np.int64)
 
-    # One writer per file; the card and then the manifest come last (they describe the rest).
+    # The data files, one writer each.
     shards, review_counts = write_node_attributes(
         dest, attrs, inputs.reviews(work), p.shard_rows, p.max_reviews
     )
     dims = write_embeddings(dest, inputs.embeddings(work, asins))
-    images = inputs.images(work, nodes["asin"])
     hashes = images["sha256"].to_list()
     store = [workdir.image_store_path(work, sha) for sha in hashes]
     n_images = write_images_tar(dest, asins, store, hashes)
     write_edges(dest, edges)
     write_splits(dest, asins, train, val, test)
+    edge_split_counts = write_edge_splits(dest, src, dst, n, p.seed, p)
     write_node_categories(dest, class_names)
     relations = write_relations(dest, inputs.relations_json(work, edges))
     masks = {"train_mask": train, "val_mask": val, "test_mask": test}
     write_dgl(dest, n, edges, {"label": labels, **masks})
+    # The standard tasks' baselines, read back from the files just written: the numbers a
+    # researcher scoring the published embeddings gets.
+    baselines = folder_baselines(dest, p)
+    # explorer.html (issue 15.5) is written here: after the data files, before the card.
 
-    src = edges["src"].to_numpy().astype(np.int64)
-    dst = edges["dst"].to_numpy().astype(np.int64)
     counts = {
         "nodes": n,
         "edges": edges.height,
@@ -204,15 +221,21 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
         "train": int(train.sum()),
         "val": int(val.sum()),
         "test": int(test.sum()),
+        "edge_splits": edge_split_counts,
     }
     if "relation_id" in edges.columns:
         counts["relations"] = int(edges["relation_id"].drop_nulls().n_unique())
     params = _recorded_params(p)
-    image_info = stored_sizes(images, params.get("max_side"), params.get("jpeg_quality"))
+    clip_t_title, clip_t_desc = inputs.clip_scores(work, nodes)
+    described = {
+        "images": stored_sizes(images, params.get("max_side"), params.get("jpeg_quality")),
+        "reference": compare_reference(p.reference, n, edges.height, clip_t_title, clip_t_desc),
+        "tasks": {"edge_splits": edge_split_counts, "baselines": baselines},
+        "clip": inputs.clip_model(work),
+    }
     publish_stats = {"nodes": n, "edges": edges.height, **node_info, **edge_info}
     card_stats = _jsonable(inputs.published_stats(work, stats, publish_stats))
     sources = _jsonable(stats.get("sources"))
-    clip_t_title, clip_t_desc = inputs.clip_scores(work, nodes)
     write_card(
         dest,
         CardData(
@@ -232,11 +255,12 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
             titles=attrs["title"].to_list(),
             src=src,
             dst=dst,
-            split_sizes=split_sizes(n, ratios),
+            split_sizes=split_sizes(n, tuple(p.split_ratios)),
             node_classes=labels,
             seed=p.seed,
             relations=relations,
-            images=image_info,
+            edge_columns=tuple(edges.columns),
+            **described,
         ),
     )
     manifest = write_manifest(
@@ -246,7 +270,7 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
         params=params,
         sources=sources,
         stats=card_stats,
-        images=image_info,
+        **_jsonable(described),
     )
     log.info(
         "assembled %s: %d nodes, %d edges, %d classes -> %s",

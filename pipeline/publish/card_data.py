@@ -63,6 +63,10 @@ class CardData:
     seed: int = 0
     relations: dict | None = None  # the published relations.json, when relations exist
     images: dict | None = None  # what images.tar holds (writers.images.stored_sizes)
+    reference: dict | None = None  # SLIP Table 1 beside this build (compare_reference)
+    tasks: dict | None = None  # edge split counts and the baselines (pipeline.tasks)
+    clip: dict | None = None  # the CLIP model of the embeddings (clip/meta.json "model")
+    edge_columns: tuple[str, ...] = ("src", "dst", "weight")  # of edges.parquet
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -96,6 +100,30 @@ def size_category(n: int) -> str:
         if n < limit:
             return name
     return "10M<n<100M"
+
+
+def compare_reference(
+    reference: dict | None,
+    nodes: int,
+    edges: int,
+    clip_t_title: np.ndarray,
+    clip_t_desc: np.ndarray,
+) -> dict | None:
+    """The category's SLIP Table 1 row with this build's numbers in the same units (nodes and
+    edges in thousands, CLIP-T [mean, std]) and the ratios build / Table 1 (CLIP-T: of the
+    means); None without a reference."""
+    if not reference:
+        return None
+    build: dict[str, Any] = {"nodes_k": round(nodes / 1000, 3), "edges_k": round(edges / 1000, 3)}
+    ratio = {
+        "nodes": round(nodes / (1000 * reference["nodes_k"]), 3),
+        "edges": round(edges / (1000 * reference["edges_k"]), 3),
+    }
+    for key, values in (("clip_t_title", clip_t_title), ("clip_t_desc", clip_t_desc)):
+        ms = mean_std(values)
+        build[key] = [round(ms[0], 2), round(ms[1], 2)] if ms else None
+        ratio[key] = round(ms[0] / reference[key][0], 3) if ms and reference[key][0] else None
+    return {**reference, "build": build, "ratio": ratio}
 
 
 def fmt_int(n: Any) -> str:
@@ -144,6 +172,121 @@ def flatten_stats(
 
 
 # ----------------------------------------------------------------------------- sections
+
+
+def _statistics(data: CardData) -> dict[str, Any]:
+    """The SLIP Table 1 style rows: this build, and its reference row and the ratio when
+    the category is in Table 1."""
+    c = data.counts
+    rows = [
+        (
+            data.category,
+            f"{c['nodes']:,}",
+            f"{c['edges']:,}",
+            fmt_score(mean_std(data.clip_t_title)),
+            fmt_score(mean_std(data.clip_t_desc)),
+        )
+    ]
+    ref = data.reference
+    if ref:
+        rows.append(
+            (
+                ref["source"],
+                f"{ref['nodes_k']:,}k",
+                f"{ref['edges_k']:,}k",
+                fmt_score(tuple(ref["clip_t_title"])),
+                fmt_score(tuple(ref["clip_t_desc"])),
+            )
+        )
+        r = ref["ratio"]
+        rows.append(
+            (
+                "ratio (this build / Table 1)",
+                *(
+                    "n/a" if r[k] is None else f"{r[k]:.2f}"
+                    for k in ("nodes", "edges", "clip_t_title", "clip_t_desc")
+                ),
+            )
+        )
+    return {"rows": rows, "reference": ref, "model": model_name(data)}
+
+
+def model_name(data: CardData) -> str:
+    """The CLIP model of the embeddings and where its weights came from, in words."""
+    model = data.clip or {}
+    name = model.get("model") or data.params.get("model")
+    weights = model.get("pretrained") or data.params.get("pretrained") or None
+    if model.get("checkpoint_sha256"):
+        weights = f"checkpoint sha256 {model['checkpoint_sha256'][:12]}"
+    elif not weights:
+        weights = f"random weights, seed {model.get('random_weights_seed', 0)}"
+    return f"{name} ({weights})"
+
+
+def clip_t_cut(data: CardData) -> dict[str, Any] | None:
+    """The CLIP-T filter as this build applied it (the filter stage's record)."""
+    f = data.build_stats.get("filter") or {}
+    fp = f.get("params") or {}
+    if not fp:
+        return None
+    parts = []
+    if fp.get("min_clip_t") is not None:
+        parts.append(f"the floor `min_clip_t` = {fp['min_clip_t']:g}")
+    if fp.get("clip_t_percentile") is not None:
+        parts.append(
+            f"percentile {fp['clip_t_percentile']:g} of the candidates' scores "
+            "(`clip_t_percentile`)"
+        )
+    fields = {
+        "both": "the title or the description",
+        "title": "the title",
+        "desc": "the description",
+        "either": "both the title and the description",
+    }.get(fp.get("clip_t_fields", "both"), fp.get("clip_t_fields"))
+    th = f.get("thresholds") or {}
+    from pipeline.filter import FilterParams
+    from pipeline.params import defaults
+
+    d = defaults(FilterParams)
+    return {
+        "default": (
+            f"a floor of {d['min_clip_t']:g} and percentile {d['clip_t_percentile']:g}, "
+            f"`clip_t_fields` = {d['clip_t_fields']}"
+        ),
+        "rule": " and ".join(parts) if parts else None,
+        "fields": fields,
+        "field_setting": fp.get("clip_t_fields", "both"),
+        "thresholds": ", ".join(
+            f"{name} {th[key]:.2f}"
+            for name, key in (("title", "clip_t_title"), ("description", "clip_t_desc"))
+            if th.get(key) is not None
+        ),
+        "removed": fmt_int(f.get("removed_by_clip_t", 0)),
+    }
+
+
+def _tasks(data: CardData) -> dict[str, Any] | None:
+    """The standard tasks: link-prediction split counts and settings, the baselines."""
+    if not data.tasks:
+        return None
+    from pipeline.tasks.baselines import baselines_markdown
+
+    es = data.tasks["edge_splits"]
+    ratios = data.params.get("edge_ratios", [0.8, 0.1, 0.1])
+    return {
+        "edge_ratios": "/".join(str(round(100 * r)) for r in ratios),
+        "negatives": es["negatives_per_positive"],
+        "negatives_asked": data.params.get("negatives", es["negatives_per_positive"]),
+        "hard_fraction": f"{100 * data.params.get('hard_fraction', 0.5):g}%",
+        "hard_share": f"{100 * es['hard_share']:.1f}%",
+        "counts": [
+            ("train", fmt_int(es["train_edges"]), "0"),
+            ("val", fmt_int(es["val_edges"]), fmt_int(es["negatives_per_positive"])),
+            ("test", fmt_int(es["test_edges"]), fmt_int(es["negatives_per_positive"])),
+        ],
+        "baselines": baselines_markdown(data.tasks["baselines"]).rstrip("\n"),
+        "retrieval_text": data.params.get("retrieval_text", "title"),
+    }
 
 
 def _quantities(data: CardData) -> list[tuple[str, str]]:
@@ -224,26 +367,42 @@ def _classes(data: CardData) -> dict[str, Any]:
         (i, cell(name), f"{size:,}", f"{100 * size / total:.1f}%")
         for i, (name, size) in enumerate(zip(data.class_names, sizes, strict=True))
     ]
-    levels = [
-        (
-            lv["level"],
-            lv["classes"],
+    candidates = ci.get("levels") or []
+    # The classes stage's score and why each loser lost, where it records them.
+    scored = any("entropy_bits" in lv for lv in candidates)
+    header = ["Level", "Classes", "Balance", "Other", "Dropped", "Eligible"]
+    if scored:
+        header[3:3] = ["Entropy (bits)"]
+        header.append("Why not")
+    levels = []
+    for lv in candidates:
+        row = [
+            str(lv["level"]),
+            str(lv["classes"]),
             f"{lv['balance']:.3f}",
             f"{lv['other_items']:,}",
             f"{lv['dropped_items']:,}",
             "yes" if lv["eligible"] else "no",
-        )
-        for lv in ci.get("levels") or []
-    ]
+        ]
+        if scored:
+            row[3:3] = [f"{lv.get('entropy_bits', 0):.3f}"]
+            row.append(
+                "chosen" if lv["level"] == ci.get("level") else cell(lv.get("why_not") or "")
+            )
+        levels.append(row)
     return {
         "intro": intro,
+        "reason": ci.get("reason"),
         "balance": f"{normalized_entropy(sizes):.3f}",
         "rows": rows,
         "levels": levels,
+        "levels_header": "| " + " | ".join(header) + " |",
+        "levels_rule": "|"
+        + "".join("---|" if h in ("Eligible", "Why not") else "---:|" for h in header),
     }
 
 
-def _relations(rel: dict | None) -> dict[str, Any] | None:
+def _relations(rel: dict | None, edge_columns: tuple[str, ...]) -> dict[str, Any] | None:
     """RCML relations: the quality numbers (cluster sizes, silhouette, edge shares) and texts."""
     if not rel:
         return None
@@ -268,6 +427,10 @@ def _relations(rel: dict | None) -> dict[str, Any] | None:
             for r in rows
         ],
         "intra_text": rel.get("intra_text"),
+        "distribution": "relation_ids" in edge_columns,
+        "top_share": (
+            f"{stats['majority_share_mean']:.0%}" if "majority_share_mean" in stats else None
+        ),
     }
 
 
@@ -276,8 +439,9 @@ def _files(data: CardData) -> list[tuple[str, str]]:
     files = [
         (
             "node_attributes/node_attributes_<k>.parquet",
-            "asin, title, desc (list of strings), class (int), reviews (list of strings), node_id; "
-            f"{c['node_attribute_shards']} shard(s), in node order",
+            "asin, title, desc (list of strings), class (int), reviews (list of strings), node_id "
+            "(the ACMMG columns), then image_url (the item's image URL, the source of its "
+            f"image); {c['node_attribute_shards']} shard(s), in node order",
         ),
         (
             "dgl_graph.dgl",
@@ -287,9 +451,19 @@ def _files(data: CardData) -> list[tuple[str, str]]:
         (
             "edges.parquet",
             "src, dst (node ids, src < dst, one row per undirected edge), weight"
-            + (", relation_id, relation_users" if "relations" in c else ""),
+            + "".join(f", {col}" for col in data.edge_columns[3:])
+            + (
+                " (relation_ids / relation_shares: the edge's relation distribution, top first)"
+                if "relation_ids" in data.edge_columns
+                else ""
+            ),
         ),
         ("splits.parquet", "node_id, asin, split (train / val / test)"),
+        (
+            "edge_splits.parquet",
+            "src, dst, split, label, query, hard: the link-prediction splits with fixed "
+            "negatives (Standard tasks, above)",
+        ),
         ("node_categories.json", "class index -> class name"),
         ("images.tar", images_text(data.images)),
         (
@@ -303,12 +477,20 @@ def _files(data: CardData) -> list[tuple[str, str]]:
         files.append(
             ("relations.json", "RCML relation texts by relation_id, with cluster statistics")
         )
-    files.append(("manifest.json", "size and sha256 of every file, counts, parameters, provenance"))
+    files.append(("README.md, *.png", "this card and its plots"))
+    files.append(
+        (
+            "manifest.json",
+            "size and sha256 of every file, counts, parameters, provenance, the CLIP model, "
+            "the stored image sizes, the SLIP Table 1 comparison and the baselines",
+        )
+    )
     return files
 
 
 def card_context(data: CardData) -> dict[str, Any]:
     """The template's variables: every number already formatted."""
+    from pipeline.publish.paper_rules import paper_rules
     from pipeline.publish.plots import PLOTS, SAMPLE_NODES
 
     c = data.counts
@@ -319,15 +501,15 @@ def card_context(data: CardData) -> dict[str, Any]:
         "pretty_name": yaml_str(f"ACMMG {data.category}: Amazon co-purchase multimodal graph"),
         "size_category": size_category(c["nodes"]),
         "max_reviews": data.params.get("max_reviews", 25),
-        "nodes": f"{c['nodes']:,}",
-        "edges": f"{c['edges']:,}",
-        "clip_t_title": fmt_score(mean_std(data.clip_t_title)),
-        "clip_t_desc": fmt_score(mean_std(data.clip_t_desc)),
+        "statistics": _statistics(data),
+        "clip_t_cut": clip_t_cut(data),
         "quantities": _quantities(data),
         "plots": PLOTS,
         "sample_nodes": SAMPLE_NODES,
         "classes": _classes(data),
-        "relations": _relations(data.relations),
+        "relations": _relations(data.relations, data.edge_columns),
+        "tasks": _tasks(data),
+        "paper_rules": paper_rules(data),
         "split_ratios": "/".join(str(round(100 * r)) for r in ratios),
         "stat_rows": [tuple(map(cell, row)) for row in flatten_stats(data.build_stats)],
         "param_rows": [(cell(k), cell(data.params[k])) for k in sorted(data.params)],

@@ -93,21 +93,38 @@ def edge_table(work: Path, nodes: pl.DataFrame, edges: pl.DataFrame) -> tuple[pl
     info: dict[str, Any] = {"edges_outside_nodes": outside}
     rel_path = work / workdir.EDGE_RELATIONS
     if rel_path.exists():
-        rel = pl.read_parquet(
-            rel_path, columns=["src_asin", "dst_asin", "relation_id", "relation_users"]
-        )
-        rel = rel.select(
-            pl.min_horizontal("src_asin", "dst_asin").alias("lo_asin"),
-            pl.max_horizontal("src_asin", "dst_asin").alias("hi_asin"),
-            pl.col("relation_id").cast(pl.Int64),
-            pl.col("relation_users").cast(pl.Int64),
-        ).unique(subset=["lo_asin", "hi_asin"], keep="first", maintain_order=True)
+        rel, rel_cols = _edge_relations(rel_path)
         e = e.join(rel, on=["lo_asin", "hi_asin"], how="left")
         info["edges_without_relation"] = e["relation_id"].null_count()
-        cols += ["relation_id", "relation_users"]
+        cols += rel_cols
     if outside:
         log.info("assemble: %d edges touch nodes outside the published node set", outside)
     return e.select(cols).sort("src", "dst"), info
+
+
+# The relations stage's per-edge columns, in their published order and types; the
+# distribution (relation_ids / relation_shares, top first) only where the stage wrote it.
+_RELATION_COLUMNS = {
+    "relation_id": pl.Int64,
+    "relation_ids": pl.List(pl.Int64),
+    "relation_shares": pl.List(pl.Float64),
+    "relation_users": pl.Int64,
+}
+
+
+def _edge_relations(path: Path) -> tuple[pl.DataFrame, list[str]]:
+    """(lo_asin, hi_asin, relation columns) of every edge, and the relation columns."""
+    present = set(pl.read_parquet_schema(path))
+    cols = [c for c in _RELATION_COLUMNS if c in present]
+    if "relation_id" not in cols:
+        raise UserError(f"{path} has no relation_id column: rerun the relations stage")
+    rel = pl.read_parquet(path, columns=["src_asin", "dst_asin", *cols])
+    rel = rel.select(
+        pl.min_horizontal("src_asin", "dst_asin").alias("lo_asin"),
+        pl.max_horizontal("src_asin", "dst_asin").alias("hi_asin"),
+        *(pl.col(c).cast(_RELATION_COLUMNS[c]) for c in cols),
+    ).unique(subset=["lo_asin", "hi_asin"], keep="first", maintain_order=True)
+    return rel, cols
 
 
 def items(work: Path, asins: pl.Series) -> pl.DataFrame:
@@ -196,6 +213,14 @@ def clip_scores(work: Path, nodes: pl.DataFrame) -> tuple[np.ndarray, np.ndarray
         s["clip_t_title"].drop_nulls().cast(pl.Float64).to_numpy(),
         s["clip_t_desc"].drop_nulls().cast(pl.Float64).to_numpy(),
     )
+
+
+def clip_model(work: Path) -> dict | None:
+    """The ``model`` object of the embed stage's clip/meta.json (architecture, pretrained tag
+    or checkpoint sha256, random-weights seed, precision, ...): what an export needs to embed
+    new text in the same space."""
+    path = work / workdir.CLIP_META
+    return read_json(path).get("model") if path.exists() else None
 
 
 def reviews(work: Path) -> Path:

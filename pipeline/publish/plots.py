@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import random
 import textwrap
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,17 +41,28 @@ def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
 
 
-def plot_degrees(degrees: np.ndarray, path: Path) -> None:
-    fig = _figure()
-    ax = fig.add_subplot()
+def degree_ccdf(degrees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(d, share of nodes with degree >= d) at every degree that occurs."""
     counts = np.bincount(np.asarray(degrees, dtype=np.int64))
     x = np.nonzero(counts)[0]
-    ax.scatter(x, counts[x], s=10)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("degree (co-purchase neighbours)")
-    ax.set_ylabel("nodes")
-    ax.set_title("Degree distribution")
+    at_least = np.cumsum(counts[::-1])[::-1][x]  # nodes with degree >= x
+    return x, at_least / max(int(counts.sum()), 1)
+
+
+def plot_degrees(degrees: np.ndarray, path: Path) -> None:
+    """The degree CCDF on log-log axes: a straight tail is a power law, and unlike raw count
+    dots the curve is not dominated by the noise of rare degrees."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    x, share = degree_ccdf(degrees)
+    if x.size:
+        ax.step(x, share, where="post", linewidth=1.5)
+        ax.scatter(x, share, s=6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("degree d (co-purchase neighbours)")
+    ax.set_ylabel("share of nodes with degree >= d")
+    ax.set_title("Degree distribution (CCDF)")
     ax.grid(True, which="major", alpha=0.3)
     _save(fig, path)
 
@@ -92,7 +102,11 @@ def plot_class_sizes(names: list[str], sizes: list[int], path: Path) -> None:
     fig = _figure(6.4, max(2.5, 0.28 * k + 1.2))
     ax = fig.add_subplot()
     y = np.arange(k)
-    ax.barh(y, sizes)
+    bars = ax.barh(y, sizes)
+    total = max(sum(sizes), 1)
+    labels = [f"{s:,} ({100 * s / total:.1f}%)" for s in sizes]
+    ax.bar_label(bars, labels=labels, padding=3, fontsize=7)
+    ax.set_xlim(0, max(sizes, default=1) * 1.25)  # room for the labels
     ax.set_yticks(y, [textwrap.shorten(n, 40, placeholder="...") for n in names], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("nodes")
@@ -107,9 +121,14 @@ def sample_subgraph(
     weights: np.ndarray,
     seed: int = 0,
     size: int = SAMPLE_NODES,
+    classes: np.ndarray | None = None,
 ) -> tuple[list[int], list[tuple[int, int, int]]]:
-    """A connected sample of ``size`` nodes: breadth-first from a seeded start node,
-    heaviest edges first. Returns the nodes and the induced edges (u, v, weight)."""
+    """A connected sample of ``size`` nodes grown from a seeded start node: each step adds
+    the neighbour of the sample joined to it by the heaviest edge (then the lowest id),
+    except that while the sample spans fewer than half of ``size`` classes (when ``classes``
+    is given) a neighbour of a class not in it yet comes first: the sample spans several
+    classes and still shows same-class neighbours. Returns the nodes and the induced edges
+    (u, v, weight)."""
     if n == 0:
         return [], []
     src = np.asarray(src, dtype=np.int64)
@@ -127,16 +146,27 @@ def sample_subgraph(
         lo, hi = indptr[u], indptr[u + 1]
         return list(zip(v_all[lo:hi].tolist(), w_all[lo:hi].tolist(), strict=True))
 
+    def cls(u: int) -> int:
+        return int(classes[u]) if classes is not None else 0
+
     start = random.Random(seed).randrange(n)
-    seen = {start}
     picked = [start]
-    queue = deque([start])
-    while queue and len(picked) < size:
-        for v, _ in neighbours(queue.popleft()):
-            if v not in seen and len(picked) < size:
-                seen.add(v)
-                picked.append(v)
-                queue.append(v)
+    seen = {start}
+    seen_classes = {cls(start)}
+    frontier: dict[int, int] = {}  # candidate -> heaviest edge weight into the sample
+    for v, wt in neighbours(start):
+        frontier[v] = max(frontier.get(v, 0), wt)
+    wanted = max(2, (size + 1) // 2)  # classes to span before weight alone decides
+    while frontier and len(picked) < size:
+        diverse = len(seen_classes) < wanted
+        best = min(frontier, key=lambda v: (diverse and cls(v) in seen_classes, -frontier[v], v))
+        del frontier[best]
+        picked.append(best)
+        seen.add(best)
+        seen_classes.add(cls(best))
+        for v, wt in neighbours(best):
+            if v not in seen:
+                frontier[v] = max(frontier.get(v, 0), wt)
     edges = sorted((u, v, wt) for u in picked for v, wt in neighbours(u) if v in seen and u < v)
     return picked, edges
 
@@ -184,7 +214,11 @@ def plot_subgraph(
         for u in nodes
     }
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7, verticalalignment="bottom")
-    ax.set_title(f"A {len(nodes)}-node co-purchase subgraph (edge width ~ log weight)")
+    spanned = len({int(node_classes[u]) for u in nodes}) if node_classes is not None else 1
+    ax.set_title(
+        f"A {len(nodes)}-node co-purchase subgraph over {spanned} class"
+        f"{'es' if spanned != 1 else ''} (edge width ~ log weight)"
+    )
     ax.margins(0.2)
     ax.set_axis_off()
     _save(fig, path)
@@ -202,7 +236,12 @@ def write_plots(folder: Path, data: CardData) -> dict[str, str]:
         plot_clip_scores(data.clip_t_title, data.clip_t_desc, folder / PLOTS["clip"])
         plot_class_sizes(data.class_names, data.class_sizes, folder / PLOTS["classes"])
         nodes, edges = sample_subgraph(
-            len(data.titles), data.src, data.dst, data.weights, seed=data.seed
+            len(data.titles),
+            data.src,
+            data.dst,
+            data.weights,
+            seed=data.seed,
+            classes=data.node_classes,
         )
         plot_subgraph(
             nodes,

@@ -9,6 +9,7 @@ calls them in order, the manifest last.
 
 from pipeline.publish.writers.card import write_card
 from pipeline.publish.writers.dgl import write_dgl
+from pipeline.publish.writers.edge_splits import write_edge_splits
 from pipeline.publish.writers.edges import write_edges
 from pipeline.publish.writers.embeddings import write_embeddings
 from pipeline.publish.writers.images import write_images_tar
@@ -22,6 +23,7 @@ from pipeline.publish.writers.splits import write_splits
 __all__ = [
     "write_card",
     "write_dgl",
+    "write_edge_splits",
     "write_edges",
     "write_embeddings",
     "write_images_tar",

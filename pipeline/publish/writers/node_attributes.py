@@ -12,6 +12,7 @@ from pipeline.publish.writers.parquet import write_parquet
 from pipeline.reviews_select import select_reviews
 
 FOLDER = "node_attributes"
+# The ACMMG card's columns, in its order.
 NODE_SCHEMA = pa.schema(
     [
         ("asin", pa.string()),
@@ -22,12 +23,15 @@ NODE_SCHEMA = pa.schema(
         ("node_id", pa.int64()),
     ]
 )
+# What the folder's shards hold: the ACMMG columns, then the extras (nullable): image_url,
+# the item's image URL as in its metadata (the source of its images.tar member).
+PUBLISHED_NODE_SCHEMA = NODE_SCHEMA.append(pa.field("image_url", pa.string()))
 
 
 def write_node_attributes(
     dest: Path, attrs: pl.DataFrame, reviews: Path, shard_rows: int, max_reviews: int
 ) -> tuple[int, np.ndarray]:
-    """``attrs`` (asin, node_id, class, title, desc; node order) with each node's reviews
+    """``attrs`` (asin, node_id, class, title, desc, image_url; node order) with each node's reviews
     from ``reviews``, ``shard_rows`` nodes per file, one shard at a time (reviews are the bulk
     of the bytes). Returns the shard count and the review count of every node."""
     (dest / FOLDER).mkdir()
@@ -41,7 +45,7 @@ def write_node_attributes(
         )
         part = part.with_columns(pl.col("reviews").fill_null([]))
         review_counts[start : start + part.height] = part["reviews"].list.len().to_numpy()
-        table = part.select(NODE_SCHEMA.names).to_arrow()
-        write_parquet(table.cast(NODE_SCHEMA), dest / FOLDER / f"node_attributes_{shards}.parquet")
+        table = part.select(PUBLISHED_NODE_SCHEMA.names).to_arrow().cast(PUBLISHED_NODE_SCHEMA)
+        write_parquet(table, dest / FOLDER / f"node_attributes_{shards}.parquet")
         shards += 1
     return shards, review_counts
