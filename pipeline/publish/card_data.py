@@ -102,6 +102,10 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
+def _sig(x: float) -> float:
+    return float(f"{x:.4g}")  # four significant digits: a ratio of 0.0006 keeps its value
+
+
 def compare_reference(
     reference: dict | None,
     nodes: int,
@@ -116,13 +120,13 @@ def compare_reference(
         return None
     build: dict[str, Any] = {"nodes_k": round(nodes / 1000, 3), "edges_k": round(edges / 1000, 3)}
     ratio = {
-        "nodes": round(nodes / (1000 * reference["nodes_k"]), 3),
-        "edges": round(edges / (1000 * reference["edges_k"]), 3),
+        "nodes": _sig(nodes / (1000 * reference["nodes_k"])),
+        "edges": _sig(edges / (1000 * reference["edges_k"])),
     }
     for key, values in (("clip_t_title", clip_t_title), ("clip_t_desc", clip_t_desc)):
         ms = mean_std(values)
         build[key] = [round(ms[0], 2), round(ms[1], 2)] if ms else None
-        ratio[key] = round(ms[0] / reference[key][0], 3) if ms and reference[key][0] else None
+        ratio[key] = _sig(ms[0] / reference[key][0]) if ms and reference[key][0] else None
     return {**reference, "build": build, "ratio": ratio}
 
 
@@ -203,7 +207,7 @@ def _statistics(data: CardData) -> dict[str, Any]:
             (
                 "ratio (this build / Table 1)",
                 *(
-                    "n/a" if r[k] is None else f"{r[k]:.2f}"
+                    "n/a" if r[k] is None else f"{r[k]:.3g}"
                     for k in ("nodes", "edges", "clip_t_title", "clip_t_desc")
                 ),
             )
@@ -415,7 +419,7 @@ def _relations(rel: dict | None, edge_columns: tuple[str, ...]) -> dict[str, Any
         "algorithm": stats.get("algorithm", "kmeans"),
         "k": stats.get("k", len(rows)),
         "silhouette_sample": fmt_int(stats.get("silhouette_sample", 0)),
-        "silhouette": f"{stats.get('silhouette', float('nan')):.3f}",
+        "silhouette": f"{stats['silhouette']:.3f}" if "silhouette" in stats else None,
         "rows": [
             (
                 r["id"],

@@ -12,9 +12,18 @@ from pipeline.publish.card_data import CardData, cell, clip_t_cut, images_text, 
 
 def _same(value: Any, paper: Any, name: str) -> str:
     """ "same" when the build used the paper's value, else which setting differs."""
+    if value is None:
+        return f"not recorded (setting `{name}`)"
     if value == paper:
         return f"same (setting `{name}`)"
     return f"configured differently: `{name}` = {cell(value)}"
+
+
+def _used(data: CardData, name: str) -> Any:
+    """The value a stage used: its own record (the graph stage records k and
+    min_copurchase), else the build's recorded setting; None when neither has it."""
+    value = data.build_stats.get(name)
+    return value if value is not None else data.params.get(name)
 
 
 def paper_rules(data: CardData) -> list[tuple[str, str, str, str]]:
@@ -29,14 +38,15 @@ def paper_rules(data: CardData) -> list[tuple[str, str, str, str]]:
         (
             "Co-purchase edges",
             "products co-purchased at least 3 times by different users (SLIP Sec. 5)",
-            f"pairs bought by >= {pr.get('min_copurchase')} distinct users; weight = their number",
-            _same(pr.get("min_copurchase"), 3, "min_copurchase"),
+            f"pairs bought by >= {_used(data, 'min_copurchase')} distinct users; "
+            "weight = their number",
+            _same(_used(data, "min_copurchase"), 3, "min_copurchase"),
         ),
         (
             "k-core",
             "k = 5, nodes with fewer than 5 connections removed recursively (SLIP Sec. 5)",
-            f"k = {pr.get('k')}, recomputed after every filter until nothing changes",
-            _same(pr.get("k"), 5, "k"),
+            f"k = {_used(data, 'k')}, recomputed after every filter until nothing changes",
+            _same(_used(data, "k"), 5, "k"),
         ),
         (
             "Incomplete entries",
@@ -114,7 +124,7 @@ def paper_rules(data: CardData) -> list[tuple[str, str, str, str]]:
                 "users described by their purchase distribution over the category's "
                 "first-level subcategories, clustered, each cluster described in words; an "
                 "edge is related by its co-buyers' clusters (RCML App. A.2)",
-                f"{what}, {rel.get('algorithm', 'kmeans')} with k = {rel.get('k')}; each edge "
+                f"{what}, {rel.get('algorithm', 'kmeans')} with k = {rel.get('k', data.counts.get('relations'))}; each edge "
                 "gets the cluster holding most of its co-buyers"
                 + (" and the distribution over all of them" if multi else ""),
                 verdict + (" (setting `relations_k`)" if "relations_k" in pr else ""),
