@@ -124,6 +124,7 @@ def stage_settings(b: Build, src: Sources | None = None) -> dict[str, Any]:
         "url_aliases": tuple(src.aliases),
         "publish_to": b.request.publish_to,
         "build_params": recorded,
+        "reference": b.category.reference,
     }
     try:
         for stage in STAGES:

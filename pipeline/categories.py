@@ -30,6 +30,8 @@ RECORDED = (
     "pretrained",
     "relations_k",
     "max_reviews",
+    "max_side",
+    "jpeg_quality",
 )
 
 
@@ -49,6 +51,7 @@ class Category:
     reviews_mirrors: list[str] = field(default_factory=list)
     meta_mirrors: list[str] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # settings the entry sets
+    reference: dict[str, Any] | None = None  # its row of SLIP Table 1 (see reference_row)
 
     def sources(self) -> dict[str, list[str]]:
         """Each source ("reviews", "meta") with its URLs in the order they are tried."""
@@ -69,7 +72,34 @@ class Category:
         return {**out, "settings": self.settings()}
 
 
-_ENTRY_FIELDS = {f.name for f in fields(Category)} - {"slug", "overrides"}
+_ENTRY_FIELDS = {f.name for f in fields(Category)} - {"slug", "overrides", "reference"}
+
+# The [reference] table of the registry: SLIP Table 1, one row per category it lists.
+REFERENCE_SOURCE = "SLIP Table 1"
+_REFERENCE_KEYS = ("nodes_k", "edges_k", "clip_t_title", "clip_t_desc")
+
+
+def reference_row(slug: str, row: Any, path: Path) -> dict[str, Any]:
+    """A [reference] row checked and shaped as ``acmmg categories --json`` prints it:
+    nodes_k and edges_k (integers, thousands), clip_t_title and clip_t_desc ([mean, std]),
+    source. A malformed row is a UserError naming it."""
+    where = f"[reference] {slug} in {path.name}"
+    if not isinstance(row, dict) or set(row) != set(_REFERENCE_KEYS):
+        raise UserError(f"{where}: needs exactly {', '.join(_REFERENCE_KEYS)}")
+    for key in ("nodes_k", "edges_k"):
+        if not isinstance(row[key], int) or isinstance(row[key], bool) or row[key] <= 0:
+            raise UserError(f"{where}: {key} must be a positive integer")
+    for key in ("clip_t_title", "clip_t_desc"):
+        v = row[key]
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v)):
+            raise UserError(f"{where}: {key} must be [mean, std]")
+    return {
+        "nodes_k": row["nodes_k"],
+        "edges_k": row["edges_k"],
+        "clip_t_title": [float(x) for x in row["clip_t_title"]],
+        "clip_t_desc": [float(x) for x in row["clip_t_desc"]],
+        "source": REFERENCE_SOURCE,
+    }
 
 
 def load_registry(path: Path | None = None) -> dict[str, Category]:
@@ -80,6 +110,10 @@ def load_registry(path: Path | None = None) -> dict[str, Category]:
     path = Path(path or REGISTRY)
     data = tomllib.loads(path.read_text())
     defaults = data.get("defaults", {})
+    references = data.get("reference", {})
+    unknown = sorted(set(references) - set(data["categories"]))
+    if unknown:
+        raise UserError(f"[reference] in {path.name} names unknown categories: {unknown}")
     out = {}
     for slug, entry in data["categories"].items():
         merged = {**defaults, **entry}
@@ -95,7 +129,8 @@ def load_registry(path: Path | None = None) -> dict[str, Category]:
             )
         except ParamError as e:
             raise UserError(str(e)) from None
-        out[slug] = Category(slug=slug, overrides=settings, **known)
+        ref = reference_row(slug, references[slug], path) if slug in references else None
+        out[slug] = Category(slug=slug, overrides=settings, reference=ref, **known)
     return out
 
 

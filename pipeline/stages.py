@@ -46,6 +46,7 @@ from pipeline.images.stage import images_stage
 from pipeline.ingest import IngestParams, ingest
 from pipeline.params import build, convert, fields, hints
 from pipeline.publish.assemble import AssembleParams, assemble
+from pipeline.publish.card import templates_sha256
 from pipeline.publish.stage import PublishParams, publish
 from pipeline.relations import RelationsParams, build_relations
 from pipeline.sources.stage import FetchParams, fetch_sources, load_sources, source_files
@@ -326,6 +327,7 @@ ASSEMBLE = Stage(
     params=AssembleParams,
     inputs=_assemble_inputs,
     outputs=lambda work, p: [workdir.publish_folder(work, p.category) / workdir.MANIFEST],
+    key=lambda p: {**_key(p), "templates": templates_sha256()},
     doc="the ACMMG folder: parquet, DGL, tar, embeddings, card, manifest",
 )
 

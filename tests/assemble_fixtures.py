@@ -35,13 +35,26 @@ def _jpeg(rgb: tuple[int, int, int], tag: int) -> bytes:
     return buf.getvalue()
 
 
+CLIP_MODEL = {
+    "model": "acmmg-tiny",
+    "pretrained": None,
+    "random_weights_seed": 0,
+    "precision": "fp32",
+    "checkpoint": None,
+    "checkpoint_sha256": None,
+    "embed_dim": DIM,
+}
+
+
 def make_work(
     work: Path,
     n: int = 60,
     seed: int = 0,
     relations: bool = True,
+    distribution: bool = False,
 ) -> dict:
-    """Write a work dir with ``n`` final nodes (min degree 6) and return what was written."""
+    """Write a work dir with ``n`` final nodes (min degree 6) and return what was written.
+    ``distribution``: the relations also carry each edge's relation_ids / relation_shares."""
     rng = np.random.default_rng(seed)
     work.mkdir(parents=True, exist_ok=True)
     # Asins in a shuffled order, so "node order = asin order" is really tested.
@@ -145,6 +158,9 @@ def make_work(
                 "bytes": len(data),
                 "width": 12,
                 "height": 10,
+                # every third image was downscaled from a larger source
+                "orig_width": 12 if k % 3 else 1200,
+                "orig_height": 10 if k % 3 else 1000,
                 "sha256": sha,
             }
         )
@@ -158,6 +174,8 @@ def make_work(
             "bytes": None,
             "width": None,
             "height": None,
+            "orig_width": None,
+            "orig_height": None,
             "sha256": None,
         }
     )
@@ -183,6 +201,7 @@ def make_work(
             "clip_t_desc": rng.normal(28, 4, n),
         }
     ).write_parquet(clip / "scores.parquet")
+    (clip / "meta.json").write_text(json.dumps({"model": CLIP_MODEL, "version": 1}))
 
     if relations:
         rdir = work / workdir.RELATIONS_DIR
@@ -193,6 +212,13 @@ def make_work(
             (pl.col("weight") % 3).cast(pl.Int64).alias("relation_id"),
             pl.col("weight").alias("relation_users"),
         )
+        if distribution:  # top first: the relation_id, then the next one
+            er = er.with_columns(
+                pl.concat_list("relation_id", (pl.col("relation_id") + 1) % 3).alias(
+                    "relation_ids"
+                ),
+                pl.concat_list(pl.lit(0.75), pl.lit(0.25)).alias("relation_shares"),
+            )
         er.write_parquet(rdir / "edge_relations.parquet")
         (rdir / "relations.json").write_text(
             json.dumps({"relations": {str(i): f"relation {i}" for i in range(3)}}, indent=2)
@@ -210,6 +236,16 @@ def make_work(
     )
     build_stats.record(work, "graph", "", {"edges": len(pairs)})
     build_stats.record(work, "embed", "clip", {"nodes": n, "model": "acmmg-tiny"})
+    build_stats.record(
+        work,
+        "filter",
+        "filter",
+        {
+            "params": {"min_clip_t": 15.0, "clip_t_percentile": 5.0, "clip_t_fields": "both"},
+            "thresholds": {"clip_t_title": 22.5, "clip_t_desc": 20.25},
+            "removed_by_clip_t": 4,
+        },
+    )
     return {
         "asins": asins,
         "cats": cats,

@@ -14,16 +14,18 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.categories import load_registry
 from pipeline.classes import ClassesParams
 from pipeline.errors import UserError
 from pipeline.io import sha256_file
-from pipeline.publish.assemble import AssembleParams, assemble_category, content_version
-from pipeline.publish.card import PLOTS, sample_subgraph
+from pipeline.publish.assemble import AssembleParams, assemble_category
 from pipeline.publish.dgl_format import read_dgl_graph
+from pipeline.publish.plots import PLOTS, degree_ccdf, sample_subgraph
+from pipeline.publish.writers.manifest import content_version
 from pipeline.reviews_select import select_reviews
 from pipeline.runner import run_stage
 from pipeline.stages import CLASSES
-from tests.assemble_fixtures import make_work
+from tests.assemble_fixtures import CLIP_MODEL, make_work
 
 N = 60
 KINDS = ("image", "title", "description", "combined")
@@ -82,6 +84,7 @@ def test_every_file_present(built: dict) -> None:
         "images.tar",
         "edges.parquet",
         "splits.parquet",
+        "edge_splits.parquet",
         "relations.json",
         "manifest.json",
         "README.md",
@@ -110,6 +113,10 @@ def test_manifest_lists_every_other_file_with_hashes(built: dict) -> None:
     assert m["params"]["shard_rows"] == 25 and m["params"]["seed"] == 0
     assert m["sources"] == {"reviews": {"path": "Demo.jsonl.gz", "sha256": "ab" * 32}}
     assert m["stats"]["classes"]["level"] == 1
+    # The model an export needs to embed new text in the same space (clip/meta.json).
+    assert m["clip"] == CLIP_MODEL
+    assert m["reference"] is None  # "Electronics" is not a registry slug: no Table 1 row
+    assert m["params"]["negatives"] == 50 and m["params"]["edge_ratios"] == [0.8, 0.1, 0.1]
 
 
 def test_counts_consistent_across_files(built: dict) -> None:
@@ -142,9 +149,11 @@ def test_node_i_is_the_same_product_everywhere(built: dict) -> None:
     out, info = built["out"], built["info"]
     nodes = _nodes(out)
     asins = nodes["asin"].to_list()
-    assert nodes.columns == ["asin", "title", "desc", "class", "reviews", "node_id"]
+    # The ACMMG columns in the card's order, then the extras.
+    assert nodes.columns == ["asin", "title", "desc", "class", "reviews", "node_id", "image_url"]
     assert nodes["node_id"].to_list() == list(range(N))
     assert asins == sorted(info["asins"])
+    assert nodes["image_url"].to_list() == [f"http://127.0.0.1/images/{a}.jpg" for a in asins]
     classes = pl.read_parquet(built["work"] / "classes.parquet")
     cls = dict(classes.select("asin", "class").iter_rows())
     cats = json.loads((out / "node_categories.json").read_text())
@@ -271,12 +280,123 @@ def test_card_and_plots(built: dict) -> None:
     assert "| 0 | Audio | 15 | 25.0% |" in readme
     assert "| build | reviews_read |" in readme
     assert "2023-11-14" not in readme  # no build time in the card
+    for section in ("## Standard tasks", "## Faithful to the papers", "## Relations (RCML)"):
+        assert section in readme
+    assert 'tar.extractall(category_path, filter="data")' in readme
+    assert "tar.extractall(category_path)\n" not in readme
+    assert "SLIP Table 1 has no row for this category" in readme
+    # The CLIP-T cut: the product's own rule, as the filter applied it, and an uncut build.
+    assert "The CLIP-T cut is the product's own choice" in readme
+    assert "thresholds, fixed once over the candidates before the k-core fixpoint: title " in readme
+    assert "22.50, description 20.25. 4 nodes were removed by CLIP-T" in readme
+    assert "`--set min_clip_t=none --set clip_t_percentile=none`" in readme
+    assert "| k-core | k = 5," in readme and "same (setting `k`) |" in readme
+    assert "`pipeline/training/README.md`" in readme
+    # What images.tar holds: stored and source sizes, how many were downscaled.
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["images"]["long_side"] == {"min": 12, "median": 12.0, "max": 12}
+    assert m["images"]["source_long_side"]["max"] == 1200
+    assert m["images"]["downscaled"] == 20 and m["images"]["at_source_resolution"] == 40
+    assert "20 of 60 images were downscaled" in readme
+    assert "| stored image long side min / median / max | 12 / 12 / 12 px |" in readme
     for name in PLOTS.values():
         assert f"]({name})" in readme
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         assert b"matplotlib" not in data  # no version stamp
         assert Image.open(out / name).size[0] > 100
+
+
+def test_edge_splits_and_baselines(built: dict) -> None:
+    """edge_splits.parquet holds every published edge once as a positive; its counts and
+    the baselines are in the manifest and the card."""
+    out = built["out"]
+    m = json.loads((out / "manifest.json").read_text())
+    es = pl.read_parquet(out / "edge_splits.parquet")
+    assert es.columns == ["src", "dst", "split", "label", "query", "hard"]
+    edges = pl.read_parquet(out / "edges.parquet")
+    pos = es.filter(pl.col("label") == 1).select("src", "dst").sort("src", "dst")
+    assert pos.rows() == edges.select("src", "dst").rows()
+    counts = m["tasks"]["edge_splits"]
+    assert counts == m["counts"]["edge_splits"]
+    assert counts["train_edges"] + counts["val_edges"] + counts["test_edges"] == edges.height
+    assert counts["negatives_per_positive"] > 0
+    base = m["tasks"]["baselines"]
+    assert set(base) == {"node_classification", "link_prediction", "retrieval"}
+    assert set(base["node_classification"]["probe"]) == set(KINDS)
+    assert base["link_prediction"]["test_edges"] == counts["test_edges"]
+    readme = (out / "README.md").read_text()
+    mrr = base["link_prediction"]["cosine"]["image"]["mrr"]
+    assert f"| image | {mrr:.4f} |" in readme
+    assert f"| test | {counts['test_edges']} | {counts['negatives_per_positive']} |" in readme
+    assert "link_prediction_pairs" in readme
+
+
+def test_reference_row_and_relation_distribution(tmp_path: Path) -> None:
+    """A category of SLIP Table 1: its row, this build's and the ratio on the card and in the
+    manifest; relations with a per-edge distribution are published with it."""
+    work = tmp_path / "work"
+    make_work(work, n=N, distribution=True)
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    ref = load_registry()["electronics"].reference
+    out = assemble_category(
+        work,
+        tmp_path / "electronics",
+        AssembleParams(category="electronics", reference=ref, shard_rows=1000),
+    )
+    m = json.loads((out / "manifest.json").read_text())
+    edges = pl.read_parquet(out / "edges.parquet")
+    assert m["reference"]["source"] == "SLIP Table 1" and m["reference"]["nodes_k"] == 98
+    assert m["reference"]["build"]["nodes_k"] == N / 1000
+    assert m["reference"]["ratio"]["nodes"] == float(f"{N / 98_000:.4g}")
+    assert m["reference"]["ratio"]["edges"] == float(f"{edges.height / 2_015_000:.4g}")
+    scores = pl.read_parquet(work / "clip" / "scores.parquet")
+    want = float(f"{scores['clip_t_title'].mean() / 31.4:.4g}")
+    assert m["reference"]["ratio"]["clip_t_title"] == want
+    readme = (out / "README.md").read_text()
+    assert "| SLIP Table 1 | 98k | 2,015k | 31.4 ± 3.7 | 29.3 ± 3.9 |" in readme
+    assert f"| ratio (this build / Table 1) | {N / 98_000:.3g} |" in readme
+    # The relation distribution, top first, between relation_id and relation_users.
+    assert edges.columns == [
+        "src",
+        "dst",
+        "weight",
+        "relation_id",
+        "relation_ids",
+        "relation_shares",
+        "relation_users",
+    ]
+    assert (edges["relation_ids"].list.first() == edges["relation_id"]).all()
+    assert edges["relation_shares"].list.sum().to_list() == [1.0] * edges.height
+    assert "`relation_ids` and `relation_shares` in `edges.parquet`" in readme
+
+
+def test_degree_ccdf() -> None:
+    x, share = degree_ccdf(np.array([5, 5, 6, 9]))
+    assert x.tolist() == [5, 6, 9] and share.tolist() == [1.0, 0.5, 0.25]
+
+
+def test_sample_subgraph_spans_several_classes() -> None:
+    """A graph of two dense communities of 4 classes each, joined by light edges: the sample
+    still reaches several classes and stays connected."""
+    n = 40
+    classes = np.arange(n) % 4
+    pairs = {(i, j) for i in range(n) for j in range(i + 1, n) if classes[i] == classes[j]}
+    pairs |= {(i, i + 1) for i in range(n - 1)}
+    src, dst = np.array(sorted(pairs)).T
+    w = np.where(classes[src] == classes[dst], 20, 3)
+    nodes, edges = sample_subgraph(n, src, dst, w, seed=3, classes=classes)
+    assert len(nodes) == 10 == len(set(nodes))
+    assert len({int(classes[u]) for u in nodes}) >= 4
+    # Connected: every node after the first joins an earlier one.
+    g = {u: set() for u in nodes}
+    for u, v, _ in edges:
+        g[u].add(v)
+        g[v].add(u)
+    assert all(g[u] & set(nodes[:i]) for i, u in enumerate(nodes) if i)
+    # Without classes: the heaviest edges alone, which stay inside one class here.
+    plain, _ = sample_subgraph(n, src, dst, w, seed=3)
+    assert len({int(classes[u]) for u in plain}) == 1
 
 
 def test_sample_subgraph_is_connected_and_seeded() -> None:
@@ -330,6 +450,22 @@ def test_without_relations_and_stale_classes(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="stale"):
         assemble_category(work, tmp_path / "out2", AssembleParams(category="X"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"edge_ratios": (0.8, 0.2)},
+        {"negatives": 0},
+        {"hard_fraction": 1.5},
+        {"retrieval_text": "reviews"},
+        {"probe_c": (0.0,)},
+        {"shard_rows": 0},
+    ],
+)
+def test_bad_task_settings_fail_before_any_work(bad: dict) -> None:
+    with pytest.raises(UserError):
+        AssembleParams(category="X", **bad)
 
 
 def test_image_store_corruption_is_detected(tmp_path: Path) -> None:

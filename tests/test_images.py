@@ -199,9 +199,10 @@ def test_stored_images_are_normalised(first_run) -> None:
         assert max(im.size) <= cfg.max_side
         assert r["bytes"] > 0
     by = {r["asin"]: r for r in rows.to_dicts()}
-    # EXIF orientation applied: stored 400x600 turned, displayed 600x400 -> 512x341.
+    # EXIF orientation applied: stored 400x600 turned, displayed 600x400 (kept: under the
+    # default max_side of 1024).
     assert (by["A07_exif"]["orig_width"], by["A07_exif"]["orig_height"]) == (600, 400)
-    assert (by["A07_exif"]["width"], by["A07_exif"]["height"]) == (512, 341)
+    assert (by["A07_exif"]["width"], by["A07_exif"]["height"]) == (600, 400)
     # Small images are not enlarged.
     assert (by["A05_palette"]["width"], by["A05_palette"]["height"]) == (240, 200)
     # Palette + alpha: the transparent background becomes white.
@@ -406,7 +407,7 @@ def test_normalize_bomb_checked_before_decoding() -> None:
     with pytest.raises(Rejected) as e:
         normalize_image(big, ImageConfig(max_pixels=4_000_000))
     assert e.value.status == "decompression_bomb"
-    assert normalize_image(big, ImageConfig()).width == 512
+    assert normalize_image(big, ImageConfig()).width == ImageConfig().max_side == 1024
 
 
 def test_address_policy() -> None:

@@ -169,7 +169,7 @@ def test_jpeg_that_stops_at_an_end_marker_is_truncated(jpeg) -> None:
         with pytest.raises(Rejected) as e:
             normalize_image(data, ImageConfig())
         assert e.value.status == "truncated", e.value.message
-    assert normalize_image(jpeg, ImageConfig()).width == 465  # the whole file passes
+    assert normalize_image(jpeg, ImageConfig()).width == 600  # the whole file passes
 
 
 def test_png_cut_short_is_refused() -> None:
@@ -187,9 +187,9 @@ def test_extreme_aspect_ratio_is_refused_before_decoding() -> None:
             normalize_image(_png(Image.new("L", size, 200)), ImageConfig())
         assert e.value.status == "extreme_aspect", size
     strip = Image.linear_gradient("L").resize((2_000, 100))
-    assert normalize_image(_png(strip), ImageConfig()).height == 26  # 20:1 passes
+    assert normalize_image(_png(strip), ImageConfig()).height == 51  # 20:1 passes (1024x51)
     wide = _png(Image.linear_gradient("L").resize((3_000, 100)))
-    assert normalize_image(wide, ImageConfig(max_aspect=40)).width == 512
+    assert normalize_image(wide, ImageConfig(max_aspect=40)).width == ImageConfig().max_side
 
 
 def test_stage_stores_none_of_them(tmp_path, server, jpeg) -> None:
@@ -223,7 +223,7 @@ def test_pixels_in_flight_are_bounded_per_process() -> None:
         for t in threads:
             t.join()
         budget = pixel_budget(cap)
-        assert out == [512] * 8
+        assert out == [ImageConfig().max_side] * 8
         assert budget.in_use == 0 and min(cap, 9_000_000) <= budget.peak <= cap
 
 
