@@ -10,11 +10,13 @@ mid-stage reruns that stage and nothing before it.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,10 +46,10 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def code_version(fn: Callable) -> str:
-    """Package version + hash of the code the stage runs: the function's module (with the
-    rest of its package when that is a subpackage of ``pipeline``, since stages there import
-    their heavy parts lazily), the ``pipeline`` modules it takes names from (so a helper
-    edited in another module counts) and every SQL file."""
+    """Package version + hash of the code the stage runs: the function's module and every
+    ``pipeline`` / ``acmmg`` module it imports, directly or not, at the top or inside a
+    function (read from the sources, so a lazily imported helper counts too), the templates
+    and static files of the packages among them, and every SQL file."""
     h = hashlib.sha256(pipeline.__version__.encode())
     for src in _code_files(fn):
         h.update(src.read_bytes())
@@ -56,25 +58,67 @@ def code_version(fn: Callable) -> str:
     return h.hexdigest()[:16]
 
 
+OWN = ("pipeline", "acmmg")
+
+
 def _code_files(fn: Callable) -> list[Path]:
     module = inspect.getmodule(fn)
-    if module is None:
+    if module is None or not module.__name__.startswith(OWN):
         return []
-    names = {module.__name__}
-    for value in vars(module).values():
-        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
-        if isinstance(name, str) and name.split(".")[0] == "pipeline":
-            names.add(name)
-    files = {getattr(sys.modules.get(n), "__file__", None) for n in names}
-    out = {Path(f) for f in files if f}
-    if module.__name__.count(".") >= 2 and module.__file__:  # pipeline.<package>.<module>
-        # The whole package, its templates and static files included.
-        out.update(
-            f
-            for f in Path(module.__file__).parent.rglob("*")
-            if f.is_file() and "__pycache__" not in f.parts
-        )
-    return sorted(out)
+    return sorted(_closure(module.__name__))
+
+
+@functools.cache
+def _closure(name: str) -> frozenset[Path]:
+    """The files of module ``name`` and of every own module it imports, transitively."""
+    seen: set[str] = set()
+    files: set[Path] = set()
+    todo = [name]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        path = _module_file(mod)
+        if path is None:
+            continue
+        files.add(path)
+        if path.parent.name not in OWN:  # a subpackage: its templates and static files too
+            files.update(
+                f
+                for f in path.parent.rglob("*")
+                if f.is_file() and f.suffix != ".py" and "__pycache__" not in f.parts
+            )
+        todo.extend(_imports(mod, path))
+    return frozenset(files)
+
+
+def _module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _imports(mod: str, path: Path) -> list[str]:
+    """The own modules (or candidates: ``from a import b`` may name module a.b) ``path``
+    imports anywhere in it."""
+    package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                up = parts[: len(parts) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            out.append(base)
+            out += [f"{base}.{a.name}" for a in node.names]
+    return [m for m in out if m.split(".")[0] in OWN]
 
 
 def stage_key(

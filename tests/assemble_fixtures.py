@@ -231,7 +231,8 @@ def make_work(
         "",
         {
             "reviews_read": len(rows),
-            "sources": {"reviews": {"path": "Demo.jsonl.gz", "sha256": "ab" * 32}},
+            "sources": [{"uri": "Demo.jsonl.gz", "size": 100, "sha256": "ab" * 32}],
+            "sources_meta": [{"uri": "meta_Demo.jsonl.gz", "size": 50, "sha256": "cd" * 32}],
         },
     )
     build_stats.record(work, "graph", "", {"edges": len(pairs)})

@@ -92,7 +92,9 @@ def test_every_file_present(built: dict) -> None:
         *(f"embeddings/{k}_embeds.pt" for k in KINDS),
         *(f"embeddings/{k}_embeds.npy" for k in KINDS),
     }
-    assert set(_files(out)) == expected
+    page = {f for f in _files(out) if f == "explorer.html" or f.startswith("explorer/")}
+    assert {"explorer.html", "explorer/explorer.js", "explorer/index.js"} <= page
+    assert set(_files(out)) - page == expected
     # No temp folders left beside the output.
     assert [p.name for p in out.parent.iterdir()] == ["Electronics"]
 
@@ -111,7 +113,8 @@ def test_manifest_lists_every_other_file_with_hashes(built: dict) -> None:
     assert m["pipeline_version"]
     assert m["params"]["k"] == 5 and m["params"]["max_reviews"] == 25
     assert m["params"]["shard_rows"] == 25 and m["params"]["seed"] == 0
-    assert m["sources"] == {"reviews": {"path": "Demo.jsonl.gz", "sha256": "ab" * 32}}
+    assert [s["uri"] for s in m["sources"]] == ["Demo.jsonl.gz", "meta_Demo.jsonl.gz"]
+    assert m["sources"][0]["sha256"] == "ab" * 32
     assert m["stats"]["classes"]["level"] == 1
     # The model an export needs to embed new text in the same space (clip/meta.json).
     assert m["clip"] == CLIP_MODEL

@@ -42,6 +42,7 @@ from pipeline.io import read_json
 from pipeline.params import as_dict, param
 from pipeline.publish import inputs
 from pipeline.publish.card_data import CardData, compare_reference
+from pipeline.publish.explorer import ExplorerParams, read_clip_t, write_explorer
 
 # Each writer by name from its module: the stage's cache key covers the modules it takes
 # names from (pipeline.stamps), so an edited writer reruns the stage.
@@ -97,6 +98,11 @@ class AssembleParams(EdgeSplitParams, BaselineParams):
         "the category's SLIP Table 1 row (the registry's [reference]), shown beside the build's",
         cli=False,
         setting=False,
+    )
+    explorer_screenshot: bool = param(
+        False,
+        "also shoot explorer.html with headless Chromium into explorer.png for the card "
+        "(needs chromium; the pixels depend on its build and fonts, so off by default)",
     )
 
     def __post_init__(self) -> None:
@@ -206,7 +212,13 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     # The standard tasks' baselines, read back from the files just written: the numbers a
     # researcher scoring the published embeddings gets.
     baselines = folder_baselines(dest, p)
-    # explorer.html (issue 15.5) is written here: after the data files, before the card.
+    # The page to look at the data: from the files just written, before the card lists it.
+    explorer = write_explorer(
+        dest,
+        p.category,
+        clip_t=read_clip_t(work),
+        p=ExplorerParams(seed=p.seed, screenshot=p.explorer_screenshot),
+    )
 
     counts = {
         "nodes": n,
@@ -235,7 +247,8 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     }
     publish_stats = {"nodes": n, "edges": edges.height, **node_info, **edge_info}
     card_stats = _jsonable(inputs.published_stats(work, stats, publish_stats))
-    sources = _jsonable(stats.get("sources"))
+    # Both dumps, each with its URI, size and sha256 (ingest records them by kind).
+    sources = _jsonable((stats.get("sources") or []) + (stats.get("sources_meta") or []))
     write_card(
         dest,
         CardData(
@@ -260,6 +273,7 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
             seed=p.seed,
             relations=relations,
             edge_columns=tuple(edges.columns),
+            explorer=explorer.screenshot,
             **described,
         ),
     )

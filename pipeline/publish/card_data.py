@@ -67,6 +67,7 @@ class CardData:
     tasks: dict | None = None  # edge split counts and the baselines (pipeline.tasks)
     clip: dict | None = None  # the CLIP model of the embeddings (clip/meta.json "model")
     edge_columns: tuple[str, ...] = ("src", "dst", "weight")  # of edges.parquet
+    explorer: str | None = None  # the explorer's screenshot file, when one was taken
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -144,10 +145,6 @@ def cell(v: Any) -> str:
     else:
         text = fmt_int(v)
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def yaml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a valid YAML scalar
 
 
 def flatten_stats(
@@ -481,6 +478,13 @@ def _files(data: CardData) -> list[tuple[str, str]]:
         files.append(
             ("relations.json", "RCML relation texts by relation_id, with cluster statistics")
         )
+    files.append(
+        (
+            "explorer.html, explorer/",
+            "a static page to browse the products, their images and co-purchase neighbours "
+            "(open it in a browser after `tar xf images.tar`; no server needed)",
+        )
+    )
     files.append(("README.md, *.png", "this card and its plots"))
     files.append(
         (
@@ -492,18 +496,34 @@ def _files(data: CardData) -> list[tuple[str, str]]:
     return files
 
 
+def hub_header(data: CardData) -> str:
+    """The card's YAML header as the Hugging Face Hub reads it (pipeline.publish.hub): the
+    configs, the class names as features, the source datasets and the dumps' hashes."""
+    import yaml
+
+    from pipeline.publish.hub import hub_yaml
+
+    info = {
+        "category": data.category,
+        "counts": data.counts,
+        "params": {**data.params, "license": data.license},
+        "sources": data.sources,
+    }
+    header = hub_yaml(info, data.class_names, viewer=False)
+    return yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=100)
+
+
 def card_context(data: CardData) -> dict[str, Any]:
     """The template's variables: every number already formatted."""
     from pipeline.publish.paper_rules import paper_rules
     from pipeline.publish.plots import PLOTS, SAMPLE_NODES
 
-    c = data.counts
     ratios = data.params.get("split_ratios", [0.6, 0.1, 0.3])
     return {
         "category": data.category,
         "license": data.license,
-        "pretty_name": yaml_str(f"ACMMG {data.category}: Amazon co-purchase multimodal graph"),
-        "size_category": size_category(c["nodes"]),
+        "explorer": data.explorer,
+        "yaml_header": hub_header(data),
         "max_reviews": data.params.get("max_reviews", 25),
         "statistics": _statistics(data),
         "clip_t_cut": clip_t_cut(data),

@@ -100,7 +100,7 @@ def hub_yaml(
     maps train / validation / test to the per-split files the Hub publisher derives
     (``viewer/<split>.parquet``); ``False`` points it at ``node_attributes/*.parquet``.
     """
-    from pipeline.publish.card import size_category
+    from pipeline.publish.card_data import size_category
 
     category = str(manifest.get("category") or "category")
     counts = manifest.get("counts") or {}

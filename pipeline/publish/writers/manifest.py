@@ -5,13 +5,13 @@ between two builds of the same inputs (pin it with SOURCE_DATE_EPOCH)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pipeline
+from acmmg.layout import derive_version
 from pipeline import workdir
 from pipeline.io import sha256_file
 
@@ -30,12 +30,8 @@ def build_time() -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def content_version(files: dict[str, dict]) -> str:
-    """Deterministic version: first 16 hex of sha256 over the sorted (path, sha256) list."""
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(f"{path}\x00{files[path]['sha256']}\n".encode())
-    return h.hexdigest()[:16]
+# The version is the content hash, computed where downloads recompute it (acmmg.layout).
+content_version = derive_version
 
 
 def file_inventory(folder: Path, exclude: tuple[str, ...] = (FILE,)) -> dict[str, dict]:
