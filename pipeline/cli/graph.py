@@ -214,12 +214,21 @@ def _bind(base_url: str, root: Path):
         raise UserError(f"--serve needs --base-url http://127.0.0.1:PORT, not {base_url!r}")
     handler = functools.partial(Quiet, directory=str(Path(root).resolve()))
     try:
-        return ThreadingHTTPServer(("127.0.0.1", url.port or 80), handler)
+        return ThreadingHTTPServer(("127.0.0.1", 80 if url.port is None else url.port), handler)
     except OSError as e:
         raise UserError(f"--serve: cannot listen on 127.0.0.1:{url.port}: {e.strerror}") from e
 
 
 def _serve(server, root: Path, base_url: str) -> None:
+    import signal
+
+    def stop(*_) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (kill) stops it as Ctrl-C does; so does SIGINT, also where a shell started it
+    # in the background with SIGINT ignored.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     print(f"serving {root} at {base_url}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
