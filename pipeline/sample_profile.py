@@ -791,7 +791,7 @@ def generate_profile(
                 rendered += res.images
                 for name, n in res.defects.items():
                     defects[name] += n
-    summary["images_rendered" if images else "images_not_rendered"] = rendered
+    summary["images_rendered"] = rendered
     summary.update({f"items_{name}": n for name, n in defects.items()})
     summary["reviews_bytes"] = reviews_path.stat().st_size
     summary["meta_bytes"] = meta_path.stat().st_size

@@ -1,4 +1,4 @@
-"""CLI: ``acmmg sample`` (generate a demo dump) and ``acmmg graph`` (dumps -> 5-core graph)."""
+"""CLI: ``acmmg sample`` (the demo dump, or a real-sized profile) and ``acmmg graph`` (dumps -> 5-core graph)."""
 
 from __future__ import annotations
 
