@@ -23,11 +23,11 @@ from pipeline.relations import (
     INTRA_TEXT,
     TIERS,
     RelationsParams,
-    _describe,
     build_relations,
     relation_text,
     relation_tiers,
 )
+from pipeline.relations.clusters import describe
 
 CLASS_NAMES = [
     "Computers & Accessories",
@@ -370,14 +370,14 @@ def test_texts_disambiguated_or_merged():
     points = np.array([[0.7, 0.3, 0.0], [0.6, 0.4, 0.0], [0.0, 0.1, 0.9]])
     weights = np.array([3.0, 2.0, 1.0])
     mean = (points * weights[:, None]).sum(0) / weights.sum()
-    labels, cents, sizes, texts, merged = _describe(
+    labels, cents, sizes, texts, merged = describe(
         points, weights, np.array([0, 1, 2]), mean, names
     )
     assert merged == 0 and len(set(texts)) == 3
     assert "(70%)" in texts[0] and "(60%)" in texts[1] and "%" not in texts[2]
     # Identical mixes cannot be told apart in words: merged into one relation.
     points = np.array([[0.7, 0.3, 0.0], [0.7001, 0.2999, 0.0], [0.0, 0.1, 0.9]])
-    labels, cents, sizes, texts, merged = _describe(
+    labels, cents, sizes, texts, merged = describe(
         points, weights, np.array([0, 1, 2]), mean, names
     )
     assert merged == 1 and len(texts) == 2 and sizes.tolist() == [5, 1]
