@@ -10,12 +10,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from pipeline import workdir
+from pipeline.classes import ClassesParams, choose_classes
+from pipeline.cli import main
 from pipeline.cli import relations as cli_relations
 from pipeline.errors import UserError
 from pipeline.io import read_json, sha256_file
@@ -27,7 +30,11 @@ from pipeline.relations import (
     relation_text,
     relation_tiers,
 )
-from pipeline.relations.clusters import describe
+from pipeline.relations.clusters import centroids, describe
+from pipeline.relations.vectors import sample_rows, user_vectors
+from pipeline.relations.votes import edge_votes
+from pipeline.sql import execute_script
+from tests.relations_oracle import dense_user_matrix, dense_vectors, join_votes
 
 CLASS_NAMES = [
     "Computers & Accessories",
@@ -401,3 +408,161 @@ def test_cli(tmp_path, capsys):
     assert "in 3 clusters" in capsys.readouterr().out
     rel = json.loads((tmp_path / "relations" / "relations.json").read_text())
     assert rel["stats"]["k_requested"] == 3
+
+
+# --------------------------------------------------------------------------- oracles
+
+
+def _vote_db(purchases, edges, clusters) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the views the vote reads: bipartite, edges, user_clusters."""
+    con = duckdb.connect()
+    con.register("bipartite_df", pl.DataFrame(purchases, schema=["user_id", "asin"], orient="row"))
+    con.register("edges_df", pl.DataFrame(edges, schema=["src_asin", "dst_asin"], orient="row"))
+    con.register(
+        "clusters_df",
+        pl.DataFrame(
+            list(clusters.items()),
+            schema={"user_id": pl.String, "cluster": pl.Int64},
+            orient="row",
+        ),
+    )
+    con.execute("CREATE VIEW bipartite AS SELECT * FROM bipartite_df")
+    con.execute("CREATE VIEW edges AS SELECT * FROM edges_df")
+    con.execute("CREATE TABLE user_clusters AS SELECT * FROM clusters_df")
+    return con
+
+
+def test_vote_matches_the_join_oracle_on_random_data():
+    """Pair instances from baskets give exactly the old join's votes: ties, duplicate
+    purchase rows, unclustered users, edges nobody bought, single-purchase users."""
+    rng = np.random.default_rng(11)
+    for trial in range(6):
+        items = [f"A{i:03d}" for i in range(int(rng.integers(5, 40)))]
+        purchases = []
+        for u in range(int(rng.integers(20, 300))):
+            size = int(rng.integers(1, min(10, len(items)) + 1))
+            for a in rng.choice(items, size=size, replace=False):
+                purchases.append((f"u{u:03d}", str(a)))
+                if rng.random() < 0.05:
+                    purchases.append((f"u{u:03d}", str(a)))  # a duplicate row
+        pairs = list(itertools.combinations(items, 2))
+        pick = rng.choice(len(pairs), size=max(1, len(pairs) // 3), replace=False)
+        edges = [pairs[i] for i in sorted(pick)]
+        users = sorted({u for u, _ in purchases})
+        clusters = {u: int(rng.integers(0, 2 + trial)) for u in users if rng.random() < 0.85}
+        con = _vote_db(purchases, edges, clusters)
+        got, formed = edge_votes(con)
+        want = join_votes(con)
+        assert got.equals(want), trial
+        assert got["relation_id"].null_count() < got.height
+        # Work: the instances of the clustered users' baskets, C(d, 2) each.
+        baskets = Counter()
+        graph = {a for e in edges for a in e}
+        for u, a in set(purchases):
+            if u in clusters and a in graph:
+                baskets[u] += 1
+        assert formed == sum(d * (d - 1) // 2 for d in baskets.values())
+
+
+def _counted_db(rows) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.register("counted_df", pl.DataFrame(rows, schema=["user_id", "col"], orient="row"))
+    con.execute("CREATE VIEW counted AS SELECT * FROM counted_df")
+    return con
+
+
+def _assert_vectors_match_dense(con, columns):
+    counts = con.sql(
+        "SELECT user_id, col AS class, count(*) AS n FROM counted GROUP BY ALL "
+        "ORDER BY user_id, class"
+    ).pl()
+    users, x = dense_user_matrix(counts, list(range(columns)))
+    points, inverse, weights, mean = dense_vectors(x)
+    v = user_vectors(con, columns)
+    assert np.array_equal(v.points, points) and np.array_equal(v.weights, weights)
+    assert v.users == len(users)
+    np.testing.assert_allclose(v.population_mean, mean, rtol=1e-12)
+    per_user = con.sql("SELECT vid FROM user_vid ORDER BY user_id").fetchnumpy()["vid"]
+    assert np.array_equal(v.vid_point[per_user.astype(np.int64)], inverse)
+    return v, inverse
+
+
+def test_user_vectors_match_the_dense_oracle_on_random_data():
+    """Distinct vectors from DuckDB = np.unique over the dense users x classes matrix; the
+    silhouette sample picks the same users."""
+    rng = np.random.default_rng(5)
+    for trial in range(4):
+        columns = int(rng.integers(1, 12))
+        rows = []
+        for u in range(int(rng.integers(10, 400))):
+            # Small baskets and proportional ones (1:2 and 2:4) must give the same vector.
+            for _ in range(int(rng.integers(1, 9))):
+                rows.append((f"u{u:04d}", int(rng.integers(0, columns))))
+        con = _counted_db(rows)
+        v, inverse = _assert_vectors_match_dense(con, columns)
+        size = min(v.users, 50)
+        idx = np.sort(np.random.default_rng(trial).choice(v.users, size=size, replace=False))
+        assert np.array_equal(sample_rows(con, v, size, trial), inverse[idx])
+
+
+@pytest.fixture(scope="module")
+def sample_work(sample_dir, tmp_path_factory):
+    """The generated sample category through ingest, clean, graph, classes and relations."""
+    work = tmp_path_factory.mktemp("sample_work")
+    meta = sample_dir / "meta_Demo.jsonl.gz"
+    rc = main(
+        ["graph", "--reviews", str(sample_dir / "Demo.jsonl.gz"), "--meta", str(meta)]
+        + ["--out", str(work)]
+    )
+    assert rc == 0
+    choose_classes(work, ClassesParams(taxonomy_level=2))
+    stats = build_relations(work, RelationsParams())
+    return work, stats
+
+
+def test_sample_category_matches_the_previous_implementation(sample_work):
+    """On a demo-shaped category: the vote equals the old join given the written clusters,
+    the user vectors equal the old dense matrix, and the texts read the same with the old
+    population mean."""
+    work, stats = sample_work
+    con = duckdb.connect()
+    nodes, edges = workdir.final_graph(work)
+    for view, path in {
+        "bipartite": work / workdir.BIPARTITE,
+        "edges": edges,
+        "nodes": nodes,
+        "classes": work / workdir.CLASSES,
+        "user_clusters": work / workdir.USER_CLUSTERS,
+    }.items():
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
+    want = join_votes(con)
+    assert want["relation_id"].null_count() == 0
+    er = pl.read_parquet(work / workdir.EDGE_RELATIONS)
+    assert er.equals(want.select(er.columns))
+    assert stats["edges"] == er.height > 100
+
+    execute_script(con, "relations_user_classes")
+    v, _ = _assert_vectors_match_dense(con, stats["classes"])
+    rel = read_json(work / workdir.RELATIONS_JSON)
+    names = list(rel["relations"][0]["shares"])
+    cents, sizes = centroids(v.points, v.weights, *_labels_from(con, v, len(rel["relations"])))
+    assert sizes.tolist() == stats["cluster_sizes"]
+    counts = con.sql(
+        "SELECT user_id, col AS class, count(*) AS n FROM counted GROUP BY ALL "
+        "ORDER BY user_id, class"
+    ).pl()
+    old_mean = dense_user_matrix(counts, list(range(len(names))))[1].mean(axis=0)
+    for r in rel["relations"]:
+        assert r["text"] == relation_text(cents[r["id"]], old_mean, names)
+
+
+def _labels_from(con, v, k):
+    """Cluster of every distinct vector, read back from user_clusters."""
+    rows = con.sql(
+        "SELECT DISTINCT u.vid, c.cluster FROM user_vid AS u JOIN user_clusters AS c "
+        "USING (user_id)"
+    ).fetchnumpy()
+    labels = np.full(len(v.points), -1)
+    labels[v.vid_point[rows["vid"].astype(np.int64)]] = rows["cluster"]
+    assert (labels >= 0).all()
+    return labels, k

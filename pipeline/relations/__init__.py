@@ -8,8 +8,11 @@ summarised as a sentence such as "Co-purchased by people who primarily buy Car S
 Accessories, followed by Nursery and Feeding, ...". Intra-sample pairs (image and text of the
 same product) share the fixed text ``INTRA_TEXT`` of appendix A.2.
 
-Modules: ``wording`` (the texts), ``clusters`` (KMeans, canonical ids, distinct texts,
-silhouette), ``stage`` (the stage function and its parameters).
+Modules: ``vectors`` (users' share vectors, built and deduplicated in DuckDB), ``clusters``
+(KMeans, canonical ids, distinct texts, silhouette), ``wording`` (the texts), ``votes``
+(per-edge relations from the co-buyers' clusters), ``stage`` (the stage function and its
+parameters). DuckDB runs under a memory limit (2GB unless the resources say otherwise) and
+spills past it; numpy holds only the distinct user vectors and a bounded silhouette sample.
 
 Inputs (see pipeline.workdir): bipartite.parquet, final/edges.parquet and final/nodes.parquet
 (falling back to edges.parquet / nodes.parquet when the filter stage has not run) and
@@ -40,6 +43,8 @@ Rules for the awkward cases:
   merged (counted in ``merged_clusters``) since no words can tell them apart.
 - relation_id of an edge = the cluster holding most of its clustered co-buyers (users who
   bought both endpoints), lowest id on ties; relation_users = number of those co-buyers.
+  Co-buyers are counted from each clustered user's sorted basket of graph items (item i with
+  every later item, as the graph stage counts pairs), kept only where the pair is an edge.
   An edge with no clustered co-buyer (possible when an upstream filter, such as a cap on
   items per user, removed its buyers from the bipartite table) gets the relation whose
   centroid is nearest to the edge's own class-share vector (half of each endpoint's class;

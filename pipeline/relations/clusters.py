@@ -12,6 +12,9 @@ from pipeline.relations.wording import relation_text
 
 log = logging.getLogger(__name__)
 
+# sklearn's working memory for the silhouette's distance blocks (its default: 1 GB).
+SILHOUETTE_MEMORY_MB = 64
+
 
 def cluster_points(
     points: np.ndarray, weights: np.ndarray, k: int, seed: int, minibatch: bool
@@ -91,19 +94,15 @@ def describe(
         labels = remap[labels]
 
 
-def silhouette(
-    points: np.ndarray, inverse: np.ndarray, labels: np.ndarray, sample: int, seed: int
-) -> tuple[float | None, int]:
-    n = len(inverse)
-    size = min(n, sample)
-    if size < 3:
-        return None, size
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-    x = points[inverse[idx]]
-    y = labels[inverse[idx]]
-    if len(np.unique(y)) < 2 or len(np.unique(y)) > size - 1:
-        return None, size
+def silhouette(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Silhouette of the sampled points ``x`` with labels ``y`` (None with fewer than two
+    clusters, or one point per cluster). sklearn computes it by row blocks; a small working
+    memory bounds them (each row's sum stays within one block, so the value is the same)."""
+    n = len(y)
+    if len(np.unique(y)) < 2 or len(np.unique(y)) > n - 1:
+        return None
+    import sklearn
     from sklearn.metrics import silhouette_score
 
-    with threadpool_limits(limits=1):
-        return round(float(silhouette_score(x, y)), 6), size
+    with threadpool_limits(limits=1), sklearn.config_context(working_memory=SILHOUETTE_MEMORY_MB):
+        return round(float(silhouette_score(x, y)), 6)

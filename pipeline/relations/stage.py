@@ -17,11 +17,17 @@ from pipeline.errors import UserError
 from pipeline.io import atomic_path, write_json
 from pipeline.params import param
 from pipeline.relations.clusters import cluster_points, describe, silhouette
+from pipeline.relations.vectors import sample_rows, user_vectors, write_user_clusters
+from pipeline.relations.votes import edge_votes, nearest_relation
 from pipeline.relations.wording import INTRA_TEXT
 from pipeline.resources import Resources
-from pipeline.sql import load_sql, quote_literal
+from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
+
+# DuckDB memory_limit of the stage unless --memory-limit / ACMMG_DUCKDB_MEMORY say otherwise
+# (it spills to WORK/.duckdb_tmp past it).
+DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
@@ -79,31 +85,17 @@ def _load_classes(con: duckdb.DuckDBPyConnection) -> tuple[list[int], list[str]]
     return [int(r[0]) for r in rows], names
 
 
-def _user_matrix(counts: pl.DataFrame, class_ids: list[int]) -> tuple[pl.Series, np.ndarray]:
-    """Users (sorted as the SQL returned them) and their class-share matrix."""
-    col = {c: i for i, c in enumerate(class_ids)}
-    counts = counts.with_columns(pl.col("user_id").rle_id().alias("u"))
-    users = counts["user_id"].unique(maintain_order=True)
-    x = np.zeros((len(users), len(class_ids)))
-    cls = np.array([col[c] for c in counts["class"].to_list()], dtype=np.int64)
-    x[counts["u"].to_numpy(), cls] = counts["n"].to_numpy()
-    # Exact division: users with proportional counts get bit-identical share vectors.
-    x /= x.sum(axis=1, keepdims=True)
-    return users, x
-
-
 def build_relations(
     work: Path, p: RelationsParams = RelationsParams(), res: Resources = Resources()
 ) -> dict:
     """Cluster users, write relation texts and per-edge relations; return the summary.
 
-    See the module docstring for the inputs, outputs and the rules for edge cases.
+    See the package docstring for the inputs, outputs and the rules for edge cases.
     """
     work = Path(work)
     k, seed = p.relations_k, p.seed
-    minibatch_threshold, sample_silhouette = p.minibatch_threshold, p.sample_silhouette
     paths = _input_paths(work)
-    con = db.open_db(work, res)
+    con = db.open_db(work, res, DEFAULT_MEMORY_LIMIT)
     try:
         for view, path in paths.items():
             con.execute(
@@ -111,17 +103,11 @@ def build_relations(
             )
         class_ids, class_names = _load_classes(con)
         users_single, users_multi = con.execute(load_sql("relations_user_counts.sql")).fetchall()[0]
-        counts = con.sql(load_sql("relations_user_classes.sql")).pl()
-        if counts.height == 0:
+        execute_script(con, "relations_user_classes")
+        vectors = user_vectors(con, len(class_ids))
+        if vectors.users == 0:
             raise UserError("no user bought two or more graph nodes")
-        users, x = _user_matrix(counts, class_ids)
-        del counts
-
-        points, inverse, weights = np.unique(x, axis=0, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        weights = weights.astype(np.float64)
-        population_mean = x.mean(axis=0)
-        del x
+        points, weights = vectors.points, vectors.weights
         k_used = min(k, len(points), len(class_names))
         if k_used < k:
             log.info(
@@ -131,22 +117,21 @@ def build_relations(
                 len(class_names),
                 len(points),
             )
-        minibatch = len(points) > minibatch_threshold
+        minibatch = len(points) > p.minibatch_threshold
         labels = cluster_points(points, weights, k_used, seed, minibatch)
         labels, cents, sizes, texts, merged = describe(
-            points, weights, labels, population_mean, class_names
+            points, weights, labels, vectors.population_mean, class_names
         )
         n_rel = len(texts)
-        user_labels = labels[inverse]
         inertia = float((weights * ((points - cents[labels]) ** 2).sum(axis=1)).sum())
-        silhouette_value, sil_n = silhouette(points, inverse, labels, sample_silhouette, seed)
-
-        clusters = pl.DataFrame({"user_id": users, "cluster": user_labels}).sort("user_id")
-        with atomic_path(work / workdir.USER_CLUSTERS) as tmp:
-            clusters.write_parquet(tmp, compression="zstd", statistics=False)
-        con.register("user_clusters", clusters.to_arrow())
-        edges = con.sql(load_sql("edge_relations.sql")).pl()
-        edges = _fallback(con, edges, cents, class_ids)
+        sil_n = min(vectors.users, p.sample_silhouette)
+        sil = None
+        if sil_n >= 3:
+            rows = sample_rows(con, vectors, sil_n, seed)
+            sil = silhouette(points[rows], labels[rows])
+        write_user_clusters(con, vectors, labels, work / workdir.USER_CLUSTERS)
+        edges, instances = edge_votes(con)
+        edges = nearest_relation(con, edges, cents, class_ids)
     finally:
         con.close()
 
@@ -172,13 +157,13 @@ def build_relations(
         "k": n_rel,
         "seed": int(seed),
         "algorithm": "minibatch_kmeans" if minibatch else "kmeans",
-        "users_clustered": len(users),
+        "users_clustered": vectors.users,
         "users_single_purchase": int(users_single or 0),
         "distinct_user_vectors": len(points),
         "classes": len(class_names),
         "merged_clusters": merged,
         "inertia": round(inertia, 6),
-        "silhouette": silhouette_value,
+        "silhouette": sil,
         "silhouette_sample": sil_n,
         "cluster_sizes": [int(v) for v in sizes],
         "edges": n_edges,
@@ -187,8 +172,10 @@ def build_relations(
         "edges_fallback": n_edges - with_buyers.height,
         "majority_share_mean": majority_share,
     }
-    if int(users_multi or 0) != len(users):  # both count users with >= 2 graph purchases
-        raise RuntimeError(f"relations: {users_multi} multi-purchase users, {len(users)} vectors")
+    if int(users_multi or 0) != vectors.users:  # both count users with >= 2 graph purchases
+        raise RuntimeError(
+            f"relations: {users_multi} multi-purchase users, {vectors.users} vectors"
+        )
     relations = [
         {
             "id": c,
@@ -206,51 +193,13 @@ def build_relations(
         {"intra_text": INTRA_TEXT, "relations": relations, "stats": stats},
     )
     log.info(
-        "relations: %d users in %d clusters, %d edges (%d by fallback), silhouette %s",
-        len(users),
+        "relations: %d users in %d clusters, %d edges (%d by fallback, %d pair instances), "
+        "silhouette %s",
+        vectors.users,
         n_rel,
         n_edges,
         stats["edges_fallback"],
-        silhouette_value,
+        instances,
+        sil,
     )
     return stats
-
-
-def _fallback(
-    con: duckdb.DuckDBPyConnection,
-    edges: pl.DataFrame,
-    cents: np.ndarray,
-    class_ids: list[int],
-) -> pl.DataFrame:
-    """Give edges without a clustered co-buyer the relation nearest their class mix."""
-    orphans = edges.filter(pl.col("relation_id").is_null()).select("src_asin", "dst_asin")
-    if orphans.height == 0:
-        return edges
-    con.register("orphans", orphans.to_arrow())
-    cls = con.sql(
-        "SELECT o.src_asin, o.dst_asin, cs.class AS cs, cd.class AS cd FROM orphans AS o "
-        "JOIN classes AS cs ON cs.asin = o.src_asin JOIN classes AS cd ON cd.asin = o.dst_asin "
-        "ORDER BY o.src_asin, o.dst_asin"
-    ).pl()
-    if cls.height != orphans.height:
-        raise UserError("an edge endpoint has no class in classes.parquet")
-    col = {c: i for i, c in enumerate(class_ids)}
-    vec = np.zeros((cls.height, len(class_ids)))
-    rows = np.arange(cls.height)
-    np.add.at(vec, (rows, [col[c] for c in cls["cs"].to_list()]), 0.5)
-    np.add.at(vec, (rows, [col[c] for c in cls["cd"].to_list()]), 0.5)
-    dist = ((vec[:, None, :] - cents[None, :, :]) ** 2).sum(axis=2)
-    nearest = pl.DataFrame(
-        {
-            "src_asin": cls["src_asin"],
-            "dst_asin": cls["dst_asin"],
-            "fallback_id": np.argmin(dist, axis=1).astype(np.int64),
-        }
-    )
-    log.info("relations: %d edge(s) have no clustered co-buyer; nearest centroid used", len(cls))
-    return (
-        edges.join(nearest, on=["src_asin", "dst_asin"], how="left")
-        .with_columns(pl.coalesce("relation_id", "fallback_id").alias("relation_id"))
-        .drop("fallback_id")
-        .sort("src_asin", "dst_asin")
-    )
