@@ -85,3 +85,64 @@ def dense_vectors(x: np.ndarray):
     """(points, inverse, weights, population mean) as the stage computed them from ``x``."""
     points, inverse, weights = np.unique(x, axis=0, return_inverse=True, return_counts=True)
     return points, inverse.reshape(-1), weights.astype(np.float64), x.mean(axis=0)
+
+
+# Per-user purchase counts over classes, as the stage read them before (graph nodes only).
+USER_CLASSES_SQL = """
+WITH purchases AS (
+    SELECT DISTINCT b.user_id, b.asin, c.class
+    FROM bipartite AS b
+    JOIN nodes AS n ON n.asin = b.asin
+    JOIN classes AS c ON c.asin = b.asin
+),
+eligible AS (
+    SELECT user_id FROM purchases GROUP BY user_id HAVING count(*) >= 2
+)
+SELECT p.user_id, p.class, count(*) AS n
+FROM purchases AS p
+JOIN eligible AS e ON e.user_id = p.user_id
+GROUP BY p.user_id, p.class
+ORDER BY p.user_id, p.class
+"""
+
+
+def previous_relations(work, k: int = 10, seed: int = 0, sample: int = 10_000) -> dict:
+    """The stage's heavy steps as they ran before (the bench's baseline): DuckDB without a
+    memory limit, the dense matrix, sklearn's default silhouette blocks, the join vote.
+    Writes nothing; returns the votes."""
+    from pathlib import Path
+
+    from sklearn.metrics import silhouette_score
+    from threadpoolctl import threadpool_limits
+
+    from pipeline import workdir
+    from pipeline.relations.clusters import cluster_points, describe
+
+    work = Path(work)
+    nodes, edges = workdir.final_graph(work)
+    con = duckdb.connect()
+    for view, path in {
+        "bipartite": work / workdir.BIPARTITE,
+        "edges": edges,
+        "nodes": nodes,
+        "classes": work / workdir.CLASSES,
+    }.items():
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
+    rows = con.execute(
+        "SELECT class, min(class_name) FROM classes GROUP BY class ORDER BY class"
+    ).fetchall()
+    class_ids, names = [r[0] for r in rows], [r[1] for r in rows]
+    users, x = dense_user_matrix(con.sql(USER_CLASSES_SQL).pl(), class_ids)
+    points, inverse, weights, mean = dense_vectors(x)
+    del x
+    k_used = min(k, len(points), len(names))
+    labels = cluster_points(points, weights, k_used, seed, len(points) > 200_000)
+    labels = describe(points, weights, labels, mean, names)[0]
+    size = min(len(inverse), sample)
+    idx = np.sort(np.random.default_rng(seed).choice(len(inverse), size=size, replace=False))
+    if len(np.unique(labels[inverse[idx]])) > 1:
+        with threadpool_limits(limits=1):
+            silhouette_score(points[inverse[idx]], labels[inverse[idx]])
+    clusters = pl.DataFrame({"user_id": users, "cluster": labels[inverse]})
+    con.register("user_clusters", clusters.to_arrow())
+    return join_votes(con)

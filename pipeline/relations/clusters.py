@@ -64,8 +64,10 @@ def describe(
     labels: np.ndarray,
     population_mean: np.ndarray,
     class_names: list[str],
+    outside: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], int]:
-    """Canonical labels, centroids, sizes and one distinct text per cluster.
+    """Canonical labels, centroids, sizes and one distinct text per cluster (``outside``: the
+    column of purchases without a subcategory, see ``relation_text``).
 
     Returns (labels, centroids, sizes, texts, merged) where ``merged`` counts clusters folded
     into another because even their detailed texts were identical.
@@ -75,11 +77,15 @@ def describe(
         labels = canonical_labels(points, weights, labels)
         k = int(labels.max()) + 1
         cents, sizes = centroids(points, weights, labels, k)
-        texts = [relation_text(cents[c], population_mean, class_names) for c in range(k)]
+        texts = [
+            relation_text(cents[c], population_mean, class_names, outside=outside) for c in range(k)
+        ]
         dup = {t for t in texts if texts.count(t) > 1}
         for c in range(k):
             if texts[c] in dup:
-                texts[c] = relation_text(cents[c], population_mean, class_names, detail=True)
+                texts[c] = relation_text(
+                    cents[c], population_mean, class_names, detail=True, outside=outside
+                )
         first: dict[str, int] = {}
         remap = np.arange(k)
         for c in range(k):

@@ -10,7 +10,6 @@ import numpy as np
 import polars as pl
 
 from pipeline.db import count
-from pipeline.errors import UserError
 from pipeline.sql import execute_script, load_sql
 
 log = logging.getLogger(__name__)
@@ -26,41 +25,43 @@ def edge_votes(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, int]:
 
 
 def nearest_relation(
-    con: duckdb.DuckDBPyConnection,
-    edges: pl.DataFrame,
-    cents: np.ndarray,
-    class_ids: list[int],
+    con: duckdb.DuckDBPyConnection, edges: pl.DataFrame, cents: np.ndarray
 ) -> pl.DataFrame:
-    """Give edges without a clustered co-buyer the relation nearest their class mix."""
+    """Give edges without a clustered co-buyer the relation whose centroid is nearest their
+    own mix (half each endpoint's vocabulary column; lowest id on ties), as a one-relation
+    distribution. Tables expected: vocab, vocab_items (sql/relations_counted.sql)."""
     orphans = edges.filter(pl.col("relation_id").is_null()).select("src_asin", "dst_asin")
     if orphans.height == 0:
         return edges
     con.register("orphans", orphans.to_arrow())
-    cls = con.sql(
-        "SELECT o.src_asin, o.dst_asin, cs.class AS cs, cd.class AS cd FROM orphans AS o "
-        "JOIN classes AS cs ON cs.asin = o.src_asin JOIN classes AS cd ON cd.asin = o.dst_asin "
+    ends = con.sql(
+        "SELECT o.src_asin, o.dst_asin, coalesce(vs.col, x.col) AS cs, coalesce(vd.col, x.col) "
+        "AS cd FROM orphans AS o LEFT JOIN vocab_items AS vs ON vs.asin = o.src_asin "
+        "LEFT JOIN vocab_items AS vd ON vd.asin = o.dst_asin "
+        "LEFT JOIN (SELECT col FROM vocab WHERE key IS NULL) AS x ON true "
         "ORDER BY o.src_asin, o.dst_asin"
     ).pl()
     con.unregister("orphans")
-    if cls.height != orphans.height:
-        raise UserError("an edge endpoint has no class in classes.parquet")
-    col = {c: i for i, c in enumerate(class_ids)}
-    vec = np.zeros((cls.height, len(class_ids)))
-    rows = np.arange(cls.height)
+    vec = np.zeros((ends.height, cents.shape[1]))
     for end in ("cs", "cd"):
-        np.add.at(vec, (rows, cls[end].replace_strict(col).to_numpy()), 0.5)
+        col = ends[end].to_numpy(allow_copy=True)
+        has = ~ends[end].is_null().to_numpy()
+        np.add.at(vec, (np.flatnonzero(has), col[has].astype(np.int64)), 0.5)
     dist = ((vec[:, None, :] - cents[None, :, :]) ** 2).sum(axis=2)
-    nearest = pl.DataFrame(
-        {
-            "src_asin": cls["src_asin"],
-            "dst_asin": cls["dst_asin"],
-            "fallback_id": np.argmin(dist, axis=1).astype(np.int64),
-        }
+    nearest = ends.select("src_asin", "dst_asin").with_columns(
+        fallback_id=pl.Series(np.argmin(dist, axis=1).astype(np.int64))
     )
-    log.info("relations: %d edge(s) have no clustered co-buyer; nearest centroid used", len(cls))
+    log.info("relations: %d edge(s) have no clustered co-buyer; nearest centroid used", len(ends))
     return (
         edges.join(nearest, on=["src_asin", "dst_asin"], how="left")
-        .with_columns(pl.coalesce("relation_id", "fallback_id").alias("relation_id"))
+        .with_columns(
+            relation_id=pl.coalesce("relation_id", "fallback_id"),
+            relation_ids=pl.coalesce("relation_ids", pl.concat_list("fallback_id")),
+            relation_shares=pl.coalesce(
+                "relation_shares",
+                pl.when(pl.col("fallback_id").is_not_null()).then(pl.concat_list(pl.lit(1.0))),
+            ),
+        )
         .drop("fallback_id")
         .sort("src_asin", "dst_asin")
     )

@@ -78,6 +78,18 @@ def _percent(share: float) -> str:
     return "<1%" if pct < 1 else f"{pct}%"
 
 
+# The sentence's phrase for each tier after the lead ("people who <verb> ...").
+_PHRASES = (
+    "",
+    "followed by",
+    "with moderate interest in",
+    "lower engagement in",
+    "minimal interest in",
+)
+# How much of a cluster's buying lies outside the vocabulary: (least share, word).
+_OUTSIDE = ((0.5, "Most"), (0.2, "Many"), (0.05, "Some"))
+
+
 def relation_text(
     centroid: np.ndarray,
     population_mean: np.ndarray,
@@ -85,43 +97,51 @@ def relation_text(
     *,
     detail: bool = False,
     max_names: int = 12,
+    outside: int | None = None,
 ) -> str:
     """Describe one cluster centroid (class shares) in the style of RCML appendix A.2.
 
     Classes are ranked by share and grouped into tiers (``relation_tiers``); the dominant
     class comes first. ``detail`` adds percentages to the dominant, secondary and moderate
     classes (used to tell apart clusters whose plain texts coincide). At most ``max_names``
-    classes are named (dominant ones always; then tier by tier) and the rest are counted
-    ("and 4 other categories"): with the paper's ~10 classes every class is named, and
-    categories with many classes still fit a CLIP text encoder's 77 tokens.
+    classes are named: tiers are named whole, in order, while they fit; the first that does
+    not and all after it are summed up as "the other N categories" (with the paper's ~10
+    classes every class is named, and 30 classes still read as one sentence that fits a CLIP
+    text encoder). ``outside`` is the column of purchases without a subcategory: never named
+    as a category, it only adds "Some / Many / Most of their purchases are outside these
+    categories." when it holds at least 5% of the cluster's buying.
     """
     s = np.asarray(centroid, dtype=np.float64)
+    m = np.asarray(population_mean, dtype=np.float64)
     if len(class_names) != s.size:
         raise ValueError(f"{len(class_names)} class names for {s.size} shares")
-    tiers = relation_tiers(s, population_mean)
-    m = np.asarray(population_mean, dtype=np.float64)
+    real = [j for j in range(s.size) if j != outside]
+    rest = _outside_sentence(s[outside] if outside is not None else 0.0, detail)
+    if not real or s[real].max() <= 0:
+        return "Co-purchased by people who buy almost only products outside these categories."
+    tiers = dict(zip(real, relation_tiers(s[real], m[real]), strict=True))
     # Within a tier: larger share first, then class order (stable, deterministic).
-    order = sorted(range(s.size), key=lambda j: (-s[j], j))
+    order = sorted(real, key=lambda j: (-s[j], j))
     groups: list[list[int]] = [[j for j in order if tiers[j] == t] for t in range(len(TIERS))]
 
-    budget = max(max_names - len(groups[0]), 0)
-    shown_in: list[list[int]] = [groups[0]]
-    for idx in groups[1:]:
-        shown_in.append(idx[:budget])
-        budget -= len(shown_in[-1])
-
-    def names(t: int) -> list[str]:
-        idx, shown = groups[t], shown_in[t]
-        out = [
+    def names(idx: list[int], t: int) -> list[str]:
+        return [
             f"{class_names[j]} ({_percent(s[j])})" if detail and t <= 2 else class_names[j]
-            for j in shown
+            for j in idx
         ]
-        rest = len(idx) - len(shown)
-        if rest:
-            out.append(f"{rest} other {'category' if rest == 1 else 'categories'}")
-        return out
 
-    top = groups[0][0]
+    # The dominant tier is always named (its first max_names, the rest folded in the sum).
+    lead, folded = groups[0][:max_names], groups[0][max_names:]
+    shown = [[] for _ in TIERS]
+    budget = max_names - len(lead)
+    for t in range(1, len(TIERS)):
+        if folded or len(groups[t]) > budget:
+            folded += groups[t]
+        else:
+            shown[t] = groups[t]
+            budget -= len(groups[t])
+
+    top = lead[0]
     lift_top = s[top] / m[top] if m[top] > 0 else np.inf
     if len(groups[0]) > 1:
         verb = "primarily buy"
@@ -133,16 +153,29 @@ def relation_text(
         verb = "heavily favor"
     else:
         verb = "primarily buy"
-    parts = [f"Co-purchased by people who {verb} {_join(names(0))}"]
-    if groups[1]:
-        parts.append(f"followed by {_join(names(1))}")
-    if groups[2]:
-        parts.append(f"with moderate interest in {_join(names(2))}")
-    tail = []
-    if groups[3]:
-        tail.append(f"lower engagement in {_join(names(3))}")
-    if groups[4]:
-        tail.append(f"minimal interest in {_join(names(4))}")
+    parts = [f"Co-purchased by people who {verb} {_join(names(lead, 0))}"]
+    for t in (1, 2):
+        if shown[t]:
+            parts.append(f"{_PHRASES[t]} {_join(names(shown[t], t))}")
+    tail = [f"{_PHRASES[t]} {_join(names(shown[t], t))}" for t in (3, 4) if shown[t]]
+    if folded:
+        n = len(folded)
+        lowest = max(tiers[j] for j in folded)
+        highest = min(tiers[j] for j in folded)
+        if highest >= 3:
+            how = _PHRASES[highest] if highest == lowest else "lower or minimal interest in"
+        else:
+            how = "similar or smaller shares of" if highest == 0 else "smaller shares of"
+        tail.append(f"{how} the other {n} {'category' if n == 1 else 'categories'}")
     if tail:
         parts.append("while showing " + ", and ".join(tail))
-    return ", ".join(parts) + "."
+    return ", ".join(parts) + "." + rest
+
+
+def _outside_sentence(share: float, detail: bool) -> str:
+    if detail and share > 0:
+        return f" {_percent(share)} of their purchases are outside these categories."
+    for least, word in _OUTSIDE:
+        if share >= least:
+            return f" {word} of their purchases are outside these categories."
+    return ""
