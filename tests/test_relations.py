@@ -243,7 +243,8 @@ def brute_force_distribution(purchases, cluster, er) -> dict:
         buyers.setdefault(a, set()).add(u)
     out = {}
     for s, d in er.select("src_asin", "dst_asin").iter_rows():
-        votes = Counter(cluster[u] for u in buyers.get(s, set()) & buyers.get(d, set()))
+        co = buyers.get(s, set()) & buyers.get(d, set())
+        votes = Counter(cluster[u] for u in co if u in cluster)
         ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
         out[(s, d)] = ([c for c, _ in ranked], [n for _, n in ranked])
     return out
@@ -372,10 +373,12 @@ def test_vocabulary_is_the_first_level_over_all_purchases(tmp_path):
         "C": ["Electronics", "Cameras", "Lenses"],  # bought, not a graph node
         "E": ["Electronics"],  # no subcategory
         "P": ["Cell Phones", "Audio", "Cables"],  # same name under another parent
+        "O": ["Electronics", " other ", "Misc"],  # "Other" is no category to name
     }
     users = [f"u{i}" for i in range(4)]
     purchases = [(u, a) for u in users for a in ("A", "B")]
     more = [(u, a) for u in users for a in ("C", "E", "Z")]  # Z: no metadata at all
+    more += [(u, "O") for u in users]
     more += [("w", "P"), ("w", "A")]  # w bought one graph node: not clustered
     write_work(tmp_path, purchases, [("A", "B")], {}, [], more_reviews=more, paths=paths)
     stats = build_relations(tmp_path, RelationsParams(relations_k=3))
@@ -384,12 +387,13 @@ def test_vocabulary_is_the_first_level_over_all_purchases(tmp_path):
     # the two would be told apart by their parents.
     assert rel["vocabulary"] == {"level": 1, "names": ["Audio", "Cameras"], "outside": True}
     assert stats["k"] == 1 and stats["classes"] == 2
-    assert (stats["purchases_counted"], stats["purchases_outside"]) == (20, 8)
+    assert (stats["purchases_counted"], stats["purchases_outside"]) == (24, 12)
     (r,) = rel["relations"]
-    assert r["shares"] == {"Audio": 0.4, "Cameras": 0.2} and r["outside_share"] == 0.4
+    assert r["shares"] == {"Audio": 0.333333, "Cameras": 0.166667}
+    assert r["outside_share"] == 0.5
     assert r["text"] == (
-        "Co-purchased by people who heavily favor Audio, followed by Cameras. "
-        "Many of their purchases are outside these categories."
+        "Co-purchased by people who primarily buy Audio, followed by Cameras. "
+        "Most of their purchases are outside these categories."
     ), r["text"]
     assert "Other" not in r["text"]
     # Once a clustered user bought P, the two "Audio" are named by their parents; level 2
@@ -401,7 +405,7 @@ def test_vocabulary_is_the_first_level_over_all_purchases(tmp_path):
     assert names == ["Cameras", "Cell Phones > Audio", "Electronics > Audio"]
     build_relations(tmp_path, RelationsParams(relations_k=3, relation_level=2))
     names = read_json(tmp_path / workdir.RELATIONS_JSON)["vocabulary"]["names"]
-    assert names == ["Cables", "Headphones", "Lenses", "Speakers"]
+    assert names == ["Cables", "Headphones", "Lenses", "Misc", "Speakers"]
 
 
 def test_relation_text_tiers_and_style():
@@ -594,6 +598,14 @@ def test_vote_matches_the_join_oracle_on_random_data():
         got, formed = edge_votes(con)
         want = join_votes(con)
         assert got.select(want.columns).equals(want), trial
+        # The distributions, ties by id, against a Python count.
+        dist = brute_force_distribution(purchases, clusters, got)
+        for s, d, ids, shares, users in got.select(
+            "src_asin", "dst_asin", "relation_ids", "relation_shares", "relation_users"
+        ).iter_rows():
+            want_ids, counts = dist[(s, d)]
+            assert (ids or []) == want_ids
+            assert (shares or []) == [c / users for c in counts]
         assert got["relation_id"].null_count() < got.height
         # Work: the instances of the clustered users' baskets, C(d, 2) each.
         baskets = Counter()

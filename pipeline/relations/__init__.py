@@ -35,7 +35,7 @@ Rules for the awkward cases:
 - The vocabulary is the subcategories at ``relation_level`` that the clustered users bought,
   named as the classes stage names a level (the shortest unique path suffix where a name
   repeats under another parent), sorted by name. Purchases of items without a subcategory
-  there (a shorter path, no metadata) share one more column, last; texts never name it as a
+  there (a shorter path, an empty or "Other" label, no metadata) share one more column, last; texts never name it as a
   category ("Some / Many / Most of their purchases are outside these categories."), and
   relations.json gives it as ``outside_share``. A level no purchase reaches is a UserError.
 - Users with identical share vectors are clustered as one weighted point (exactly the same

@@ -8,6 +8,7 @@ import logging
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from pipeline.db import count
 from pipeline.sql import execute_script, load_sql
@@ -17,11 +18,43 @@ log = logging.getLogger(__name__)
 
 def edge_votes(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, int]:
     """One row per final edge (src_asin, dst_asin, relation_id, relation_users,
-    majority_users), sorted; relation_id null where no clustered user bought both ends.
-    Also returns the pair instances formed (the work done)."""
+    majority_users, relation_ids, relation_shares), sorted; relation_id null where no
+    clustered user bought both ends. Also returns the pair instances formed (the work)."""
     execute_script(con, "relations_edge_votes")
     formed = count(con, "SELECT sum(len(items) * (len(items) - 1) // 2) FROM vote_baskets")
-    return con.sql(load_sql("edge_relations")).pl(), formed
+    votes = con.sql(load_sql("edge_relations")).fetchnumpy()
+    edges = pl.from_arrow(
+        con.sql("SELECT src_asin, dst_asin, i, j FROM edge_ids ORDER BY src_asin, dst_asin").arrow()
+    )
+    return edges.join(
+        edge_distributions(votes), on=["i", "j"], how="left", maintain_order="left"
+    ).with_columns(pl.col("relation_users", "majority_users").fill_null(0)).drop("i", "j"), formed
+
+
+def edge_distributions(votes: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Each voted edge's relation distribution from its votes (arrays i, j, cluster, n, share),
+    sorted by edge and, within one, in distribution order: one row per edge with the ids
+    and shares (the top first), the majority, its co-buyers and all co-buyers. Lists are
+    cut from the flat arrays by offsets (no per-edge Python objects, no hash grouping)."""
+    i, j = votes["i"].astype(np.int64), votes["j"].astype(np.int64)
+    cluster, n = votes["cluster"].astype(np.int64), votes["n"].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]) if len(i) else i
+    offsets = pa.array(np.r_[starts, len(i)].astype(np.int32))
+    return pl.from_arrow(
+        pa.table(
+            {
+                "i": i[starts],
+                "j": j[starts],
+                "relation_id": cluster[starts],
+                "relation_users": np.add.reduceat(n, starts) if len(i) else n,
+                "majority_users": n[starts],
+                "relation_ids": pa.ListArray.from_arrays(offsets, pa.array(cluster)),
+                "relation_shares": pa.ListArray.from_arrays(
+                    offsets, pa.array(votes["share"].astype(np.float64))
+                ),
+            }
+        )
+    )
 
 
 def nearest_relation(

@@ -28,6 +28,11 @@ FROM (
 )
 WHERE len(items) >= 2;
 
+-- The instances stream into the semi join, with the edges as its build side: DuckDB's
+-- optimizer would otherwise flip it (it underestimates the unnest) and hash every instance,
+-- twice the CPU and memory for the instances' size. Reset right after.
+SET disabled_optimizers = 'build_side_probe_side';
+
 CREATE OR REPLACE TEMP TABLE edge_votes AS
 WITH positions AS (
     SELECT cluster, items, unnest(items) AS i, generate_subscripts(items, 1) AS pos
@@ -40,3 +45,5 @@ SELECT x.i, x.j, x.cluster, count(*)::BIGINT AS n
 FROM instances AS x
 SEMI JOIN edge_ids AS e ON e.i = x.i AND e.j = x.j
 GROUP BY x.i, x.j, x.cluster;
+
+RESET disabled_optimizers;

@@ -21,7 +21,8 @@ SEMI JOIN eligible AS e ON e.user_id = r.user_id
 WHERE r.asin IS NOT NULL;
 
 -- item_keys: each item's category path down to the level, names trimmed (as the classes stage
--- reads them); items whose path is shorter or whose label there is empty have none.
+-- reads them); items whose path is shorter, or whose label there is empty or "Other" (not a
+-- category to name), have none.
 CREATE OR REPLACE TEMP TABLE item_keys AS
 SELECT asin, min(key) AS key
 FROM (
@@ -33,6 +34,7 @@ FROM (
         ) AS key
     FROM items
     WHERE len(categories) > $level
-        AND coalesce(regexp_replace(categories[$level + 1], '^\s+|\s+$', '', 'g'), '') <> ''
+        AND lower(coalesce(regexp_replace(categories[$level + 1], '^\s+|\s+$', '', 'g'), ''))
+        NOT IN ('', 'other')
 )
 GROUP BY asin;
