@@ -22,38 +22,51 @@ def edge_votes(con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, int]:
     clustered user bought both ends. Also returns the pair instances formed (the work)."""
     execute_script(con, "relations_edge_votes")
     formed = count(con, "SELECT sum(len(items) * (len(items) - 1) // 2) FROM vote_baskets")
+    con.execute("DROP TABLE vote_baskets")  # DuckDB's memory, before Python's grows
     votes = con.sql(load_sql("edge_relations")).fetchnumpy()
-    edges = pl.from_arrow(
-        con.sql("SELECT src_asin, dst_asin, i, j FROM edge_ids ORDER BY src_asin, dst_asin").arrow()
-    )
-    return edges.join(
-        edge_distributions(votes), on=["i", "j"], how="left", maintain_order="left"
-    ).with_columns(pl.col("relation_users", "majority_users").fill_null(0)).drop("i", "j"), formed
+    con.execute("DROP TABLE edge_votes")
+    edges = con.sql(
+        "SELECT src_asin, dst_asin, i, j FROM edge_ids ORDER BY src_asin, dst_asin"
+    ).to_arrow_table()
+    return pl.from_arrow(edge_distributions(edges, votes)), formed
 
 
-def edge_distributions(votes: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Each voted edge's relation distribution from its votes (arrays i, j, cluster, n, share),
-    sorted by edge and, within one, in distribution order: one row per edge with the ids
-    and shares (the top first), the majority, its co-buyers and all co-buyers. Lists are
-    cut from the flat arrays by offsets (no per-edge Python objects, no hash grouping)."""
+def _pair_key(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    return (np.asarray(i, dtype=np.int64) << 32) | np.asarray(j, dtype=np.int64)
+
+
+def edge_distributions(edges: pa.Table, votes: dict[str, np.ndarray]) -> pa.Table:
+    """Each edge's relation distribution (``edges``: src_asin, dst_asin, i, j) from the votes
+    (arrays i, j, cluster, n, share sorted by edge and, within one, in distribution order):
+    the ids and shares (the top first), the majority and its co-buyers, all co-buyers; nulls
+    (users 0) for an edge without votes. Lists are cut from the flat arrays by offsets and
+    matched to the edges by a sorted search: no per-edge Python objects, no hash tables."""
     i, j = votes["i"].astype(np.int64), votes["j"].astype(np.int64)
     cluster, n = votes["cluster"].astype(np.int64), votes["n"].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]) if len(i) else i
-    offsets = pa.array(np.r_[starts, len(i)].astype(np.int32))
-    return pl.from_arrow(
-        pa.table(
-            {
-                "i": i[starts],
-                "j": j[starts],
-                "relation_id": cluster[starts],
-                "relation_users": np.add.reduceat(n, starts) if len(i) else n,
-                "majority_users": n[starts],
-                "relation_ids": pa.ListArray.from_arrays(offsets, pa.array(cluster)),
-                "relation_shares": pa.ListArray.from_arrays(
-                    offsets, pa.array(votes["share"].astype(np.float64))
-                ),
-            }
-        )
+    key = _pair_key(i, j)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+    offsets = pa.array(np.r_[starts, len(key)].astype(np.int32))
+    groups = pa.table(
+        {
+            "relation_id": cluster[starts],
+            "relation_users": np.add.reduceat(n, starts) if len(key) else n,
+            "majority_users": n[starts],
+            "relation_ids": pa.ListArray.from_arrays(offsets, pa.array(cluster)),
+            "relation_shares": pa.ListArray.from_arrays(
+                offsets, pa.array(votes["share"].astype(np.float64))
+            ),
+        }
+    )
+    edge_key = _pair_key(edges["i"].to_numpy(), edges["j"].to_numpy())
+    pos = np.minimum(np.searchsorted(key[starts], edge_key), max(len(starts) - 1, 0))
+    hit = key[starts][pos] == edge_key if len(starts) else np.zeros(len(edge_key), bool)
+    out = groups.take(pa.array(pos, mask=~hit))
+    for name in ("relation_users", "majority_users"):
+        filled = np.where(hit, out[name].to_numpy(zero_copy_only=False), 0).astype(np.int64)
+        out = out.set_column(out.schema.get_field_index(name), name, pa.array(filled))
+    return pa.table(
+        {"src_asin": edges["src_asin"], "dst_asin": edges["dst_asin"]}
+        | {name: out[name] for name in out.column_names}
     )
 
 
