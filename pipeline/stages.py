@@ -48,7 +48,7 @@ from pipeline.params import build, convert, fields, hints
 from pipeline.publish.assemble import AssembleParams, assemble
 from pipeline.publish.card import templates_sha256
 from pipeline.publish.stage import PublishParams, publish
-from pipeline.relations import RelationsParams, build_relations
+from pipeline.relations import RelationsParams, build_relations, relation_inputs
 from pipeline.sources.stage import FetchParams, fetch_sources, load_sources, source_files
 
 Paths = Callable[[Path, Any], list[Path]]
@@ -312,12 +312,11 @@ RELATIONS = Stage(
     title="relations (RCML)",
     fn=build_relations,
     params=RelationsParams,
-    inputs=lambda work, p: (
-        [Path(work) / workdir.BIPARTITE, Path(work) / workdir.CLASSES] + _final(work)
-    ),
+    inputs=lambda work, p: list(relation_inputs(work).values()),
     outputs=_w(workdir.EDGE_RELATIONS, workdir.RELATIONS_JSON, workdir.USER_CLUSTERS),
     stats="relations",
-    doc="users clustered by what they buy; one relation text per cluster; per-edge relations",
+    doc="users clustered by the subcategories of all they buy; one relation text per cluster; "
+    "per-edge relation distributions",
 )
 
 ASSEMBLE = Stage(

@@ -39,7 +39,10 @@ classes (pipeline.classes)
   classes.parquet      asin str, class int64, class_name str
   node_categories.json {"<class index>": "<name>"}
 relations (pipeline.relations)
-  relations/edge_relations.parquet  src_asin, dst_asin, relation_id int64, relation_users int64
+  relations/edge_relations.parquet  src_asin, dst_asin, relation_id int64 (the top relation),
+                                    relation_users int64, relation_ids list<int64>,
+                                    relation_shares list<double> (the edge's co-buyers over
+                                    the relations, largest share first, summing to 1)
   relations/relations.json          see the published relations.json
   relations/user_clusters.parquet   user_id str, cluster int64
 publish (pipeline.publish.assemble)

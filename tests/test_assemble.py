@@ -37,7 +37,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("assemble")
     work = root / "work"
     info = make_work(work, n=N)
-    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, max_classes=5, min_items_per_class=5))
     mp = pytest.MonkeyPatch()
     mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
     try:
@@ -428,7 +428,7 @@ def test_replaces_existing_folder_and_failures_leave_nothing(built: dict, tmp_pa
     # A work dir whose image is missing from the store: clear error, no folder, no temp dir.
     work = tmp_path / "broken"
     make_work(work, n=N, relations=False)
-    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, max_classes=5, min_items_per_class=5))
     victim = next((work / "image_store").rglob("*.jpg"))
     victim.unlink()
     with pytest.raises(UserError, match="missing from the store"):
@@ -441,7 +441,7 @@ def test_without_relations_and_stale_classes(tmp_path: Path) -> None:
     make_work(work, n=N, relations=False)
     with pytest.raises(UserError, match="classes stage"):
         assemble_category(work, tmp_path / "out", AssembleParams(category="X"))
-    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, max_classes=5, min_items_per_class=5))
     out = assemble_category(work, tmp_path / "out", AssembleParams(category="X"))
     edges = pl.read_parquet(out / "edges.parquet")
     assert edges.columns == ["src", "dst", "weight"]
@@ -474,7 +474,7 @@ def test_bad_task_settings_fail_before_any_work(bad: dict) -> None:
 def test_image_store_corruption_is_detected(tmp_path: Path) -> None:
     work = tmp_path / "work"
     make_work(work, n=N, relations=False)
-    run_stage(CLASSES, work, ClassesParams(min_classes=2, min_items_per_class=5))
+    run_stage(CLASSES, work, ClassesParams(min_classes=2, max_classes=5, min_items_per_class=5))
     victim = next((work / "image_store").rglob("*.jpg"))
     victim.write_bytes(victim.read_bytes()[:-10])
     assert hashlib.sha256(victim.read_bytes()).hexdigest() != victim.stem

@@ -18,6 +18,7 @@ from pipeline.classes import (
     evaluate_level,
     level_labels,
     normalized_entropy,
+    path_names,
     select_level,
 )
 from pipeline.errors import UserError
@@ -51,24 +52,85 @@ def test_level_labels_and_rare_merging() -> None:
         assign_labels(labels, 2, "keep")
 
 
-def test_select_level_prefers_balance() -> None:
-    # Level 1: two equal classes. Level 2: four classes, one much larger than the rest.
-    paths = [["E", "A", "a1"]] * 40 + [["E", "B", f"b{i % 3}"] for i in range(40)]
-    level, evals = select_level(paths, min_classes=2, min_items_per_class=5)
+def _tree(groups: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Category paths: {parent: {leaf: nodes}} under the main category "E"."""
+    return [
+        ["E", top, leaf]
+        for top, leaves in groups.items()
+        for leaf, n in leaves.items()
+        for _ in range(n)
+    ]
+
+
+def test_select_level_rewards_diversity_and_balance() -> None:
+    """The issue's case: 3 equal classes (balance 1.000) against 10 classes (balance ~0.91).
+    Normalised entropy alone took the 3; entropy in bits takes the 10."""
+    paths = _tree(
+        {
+            "P1": {"a": 50, "b": 6, "c": 5, "d": 5},
+            "P2": {"e": 22, "f": 22, "g": 22},
+            "P3": {"h": 22, "i": 22, "j": 22},
+        }
+    )
+    level, evals = select_level(paths, min_classes=3, min_items_per_class=5)
+    assert level == 2
+    one, two = evals[1], evals[2]
+    assert (one["classes"], one["balance"]) == (3, 1.0)
+    assert two["classes"] == 10 and 0.90 < two["balance"] < 0.92
+    assert one["balance"] > two["balance"]  # what the old rule went by
+    assert one["entropy_bits"] == pytest.approx(math.log2(3), abs=1e-6)
+    assert two["entropy_bits"] > 3.0 and two["effective_classes"] > 8
+    assert two["eligible"] and two["why_not"] is None
+    assert one["why_not"].startswith("lower entropy")
+    assert evals[0]["why_not"] == "fewer than 3 classes"
+    # The class-count range: with at most 5 classes the 10-class level is out.
+    level, evals = select_level(paths, min_classes=3, max_classes=5, min_items_per_class=5)
+    assert level == 1 and evals[2]["why_not"] == "more than 5 classes"
+    with pytest.raises(UserError, match="no category level has 4 to 5 classes"):
+        select_level(paths, min_classes=4, max_classes=5, min_items_per_class=5)
+
+
+def test_select_level_balance_still_counts() -> None:
+    """A finer level never has less entropy than the level above it (a refinement), unless
+    nodes leave it: with rare="drop", level 2 keeps three classes of 100, 5 and 5 nodes
+    (0.5 bits) against level 1's three equal ones (1.58 bits)."""
+    rare_b = {f"b{i}": 4 for i in range(24)}
+    rare_c = {f"c{i}": 4 for i in range(24)}
+    paths = _tree({"A": {"a": 96}, "B": {"b": 5, **rare_b}, "C": {"c": 5, **rare_c}})
+    level, evals = select_level(paths, min_classes=3, min_items_per_class=5, rare="drop")
     assert level == 1
-    assert [e["eligible"] for e in evals] == [False, True, True]
-    assert evals[1]["balance"] == pytest.approx(1.0)
-    assert evals[2]["balance"] < 1.0
-    # Needing 3 classes rules level 1 out.
-    assert select_level(paths, min_classes=3, min_items_per_class=5)[0] == 2
-    with pytest.raises(UserError, match="no category level"):
-        select_level(paths, min_classes=5, min_items_per_class=5)
+    assert evals[2]["classes"] == 3 and evals[2]["dropped_items"] == 192
+    assert evals[2]["entropy_bits"] < 1.0 < evals[1]["entropy_bits"]
 
 
 def test_select_level_tie_goes_to_more_classes() -> None:
     paths = [["E", f"c{i % 2}", f"d{i % 4}"] for i in range(40)]
     level, _ = select_level(paths, min_classes=2, min_items_per_class=5)
     assert level == 2
+
+
+def test_same_named_children_of_different_parents_stay_apart() -> None:
+    paths = _tree(
+        {"Cameras": {"Accessories": 6, "Lenses": 6}, "Audio": {"Accessories": 6, "Speakers": 6}}
+    )
+    names = level_labels(paths, 2)
+    assert set(names) == {"Cameras > Accessories", "Lenses", "Audio > Accessories", "Speakers"}
+    e = evaluate_level(paths, 2, min_classes=2, min_items_per_class=5)
+    assert e["classes"] == 4  # not 3: the two "Accessories" are two classes
+    # Deeper: the parent names repeat too, so the grandparent tells them apart.
+    deep = [
+        ["E", "Home", "Kitchen", "Tools"],
+        ["E", "Garden", "Kitchen", "Tools"],
+        ["E", "Garden", "Patio", "Tools"],
+        ["E", "Garden", "Patio", "Lights"],
+    ]
+    assert level_labels(deep, 3) == [
+        "Home > Kitchen > Tools",
+        "Garden > Kitchen > Tools",
+        "Patio > Tools",
+        "Lights",
+    ]
+    assert path_names({("E", "X")}) == {("E", "X"): "X"}
 
 
 def test_evaluate_level_counts_other_and_dropped() -> None:
@@ -86,8 +148,15 @@ def test_class_index_sorted_other_last() -> None:
 
 def test_choose_classes_writes_work_files(tmp_path: Path) -> None:
     make_work(tmp_path, n=60)
-    res, _ = run_stage(CLASSES, tmp_path, ClassesParams(min_classes=2, min_items_per_class=5))
+    params = ClassesParams(min_classes=2, max_classes=5, min_items_per_class=5)
+    res, _ = run_stage(CLASSES, tmp_path, params)
     assert res["level"] == 1 and res["automatic"]
+    assert res["reason"].startswith("level 1 has the highest class entropy among the levels")
+    assert [lv["why_not"] for lv in res["levels"]] == [
+        "fewer than 2 classes",
+        None,
+        "more than 5 classes",
+    ]
     assert res["num_classes"] == 4 and res["nodes"] == 60
     classes = pl.read_parquet(tmp_path / "classes.parquet")
     assert classes.columns == ["asin", "class", "class_name"]

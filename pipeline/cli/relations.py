@@ -27,9 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "relations",
         help="cluster users by category mix; write relation texts and per-edge relations",
-        description="Cluster users on their purchase shares over the category's classes, "
-        "describe each cluster in words (RCML relation texts) and give every final edge the "
-        "relation of most of its co-buyers. Writes WORKDIR/relations/.",
+        description="Cluster users on the shares of all their purchases over the category's "
+        "first-level subcategories (--relation-level), describe each cluster in words (RCML "
+        "relation texts) and give every final edge the distribution of its co-buyers over "
+        "the relations (the majority first). Writes WORKDIR/relations/.",
     )
     p.add_argument("--work", required=True, type=Path, help="work directory of one category")
     add_params(p, RelationsParams)
