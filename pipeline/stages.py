@@ -304,7 +304,7 @@ CLASSES = Stage(
     inputs=lambda work, p: _final(work) + _items(work),
     outputs=_w(workdir.CLASSES, workdir.NODE_CATEGORIES),
     stats="classes",
-    doc="class label = one taxonomy level, chosen for balance",
+    doc="class label = one taxonomy level: pinned, or the most diverse balanced one",
 )
 
 RELATIONS = Stage(

@@ -356,7 +356,11 @@ def _classes(data: CardData) -> dict[str, Any]:
     ci = data.class_info or {}
     intro = None
     if "level" in ci:
-        how = "chosen automatically for balance" if ci.get("automatic") else "configured"
+        how = (
+            "chosen automatically (highest class entropy in bits within the class-count range)"
+            if ci.get("automatic")
+            else "pinned in the registry"
+        )
         rare = 'merged into "Other"' if ci.get("rare") == "other" else "dropped"
         intro = (
             f"The class of a node is level {ci['level']} of its category path (0 = top level), "
@@ -403,6 +407,20 @@ def _classes(data: CardData) -> dict[str, Any]:
     }
 
 
+def vocabulary_text(rel: dict | None) -> str | None:
+    """What users are described over, from relations.json's ``vocabulary`` (the relations
+    stage records the taxonomy level and its subcategory names)."""
+    vocab = (rel or {}).get("vocabulary")
+    if not isinstance(vocab, dict) or not vocab.get("names"):
+        return None
+    names = vocab["names"]
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    text = f"the {len(names)} subcategories of taxonomy level {vocab.get('level')} ({shown})"
+    if vocab.get("outside"):
+        text += ", plus a share for purchases outside them"
+    return text
+
+
 def _relations(rel: dict | None, edge_columns: tuple[str, ...]) -> dict[str, Any] | None:
     """RCML relations: the quality numbers (cluster sizes, silhouette, edge shares) and texts."""
     if not rel:
@@ -413,6 +431,7 @@ def _relations(rel: dict | None, edge_columns: tuple[str, ...]) -> dict[str, Any
         rows = [{"id": k, "text": v} for k, v in rows.items()]
     total = sum(int(r.get("edges", 0)) for r in rows) or 1
     return {
+        "vocabulary": vocabulary_text(rel),
         "algorithm": stats.get("algorithm", "kmeans"),
         "k": stats.get("k", len(rows)),
         "silhouette_sample": fmt_int(stats.get("silhouette_sample", 0)),

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.publish.card_data import CardData, cell, clip_t_cut, images_text, model_name
+from pipeline.publish.card_data import (
+    CardData,
+    cell,
+    clip_t_cut,
+    images_text,
+    model_name,
+    vocabulary_text,
+)
 
 
 def _same(value: Any, paper: Any, name: str) -> str:
@@ -32,6 +39,7 @@ def paper_rules(data: CardData) -> list[tuple[str, str, str, str]]:
     pr = data.params
     ci = data.class_info or {}
     rel = (data.relations or {}).get("stats", {}) if data.relations else None
+    vocabulary = vocabulary_text(data.relations)
     cut = clip_t_cut(data)
     level = ci.get("level")
     rows = [
@@ -108,7 +116,6 @@ def paper_rules(data: CardData) -> list[tuple[str, str, str, str]]:
         ),
     ]
     if rel is not None:
-        vocabulary = rel.get("vocabulary")
         if vocabulary:
             what, verdict = f"users described over {vocabulary}", "same"
         elif level == 1:
