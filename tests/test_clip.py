@@ -115,6 +115,50 @@ def test_random_models_loaded_in_threads_at_once_are_the_same(tiny):
         assert all(torch.equal(state[k], reference[k]) for k in reference)
 
 
+TEXTS = [
+    "Red speaker model 1",
+    "",
+    "A blue mug. Item number 4 of the test set, with a handle and a lid.",
+    "word " * 500,  # past the context: truncated, EOT at the last position
+    "green lamp",
+    "Red speaker model 1",  # a duplicate
+    "usb c cable " * 6,
+]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cutting_the_padded_tail_is_bit_identical(tiny, precision):
+    """Causal mask + EOT pooling: nothing after a row's EOT reaches its pooled feature, so a
+    batch cut to its longest row gives exactly open_clip's full-context encode_text."""
+    cm = tiny
+    if precision == "bf16":
+        cm = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="bf16")
+    tokens = cm.tokenizer(TEXTS[:3] + TEXTS[4:5] + TEXTS[6:])  # all shorter than the context
+    pooled = clip_encode._pool_index(cm.model, tokens)
+    assert torch.equal(pooled, tokens.argmax(-1))
+    n = clip_encode.cut_length(int(pooled.max()) + 1, tokens.shape[1])
+    assert n < tokens.shape[1]
+    with torch.no_grad():
+        full = cm.model.encode_text(tokens)
+        for cut in (n, n + clip_encode.CUT_MULTIPLE, tokens.shape[1]):
+            assert torch.equal(clip_encode._encode_trimmed(cm.model, tokens[:, :cut]), full)
+
+
+def test_encode_texts_dedups_sorts_and_maps_back(tiny):
+    got = clip.encode_texts(tiny, TEXTS, batch_size=2)
+    np.testing.assert_array_equal(got[0], got[5])  # a duplicate is encoded once
+    # Each row is its own text's embedding, whatever the order and batching.
+    with torch.no_grad():
+        for i, t in enumerate(TEXTS):
+            want = tiny.model.encode_text(tiny.tokenizer([t])).float()
+            want = torch.nn.functional.normalize(want, dim=-1).numpy()[0]
+            np.testing.assert_allclose(got[i], want, atol=1e-5)
+    # The batches are a function of the set of rows: a shuffled input gives the same bytes.
+    perm = [3, 6, 0, 2, 5, 1, 4]
+    np.testing.assert_array_equal(clip.encode_texts(tiny, [TEXTS[i] for i in perm], 2), got[perm])
+    assert clip.encode_texts(tiny, [], 2).shape == (0, 512)
+
+
 def test_clip_t_formula_matches_direct_cosine():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(50, 16)).astype(np.float32)
