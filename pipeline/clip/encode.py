@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.clip.model import ClipModel
+from pipeline.clip.text import cut_length, pool_index
 
 log = logging.getLogger(__name__)
 
@@ -85,66 +85,13 @@ def encode_images(
     )
     row = 0
     for pixels, good in tqdm(loader, desc="images", unit="batch", disable=not progress):
-        pixels = pixels.to(cm.device, dtype=cm.input_dtype, non_blocking=True)
-        with cm.autocast():
-            feats = cm.model.encode_image(pixels)
-        feats = F.normalize(feats.float(), dim=-1).cpu().numpy()
+        feats = F.normalize(cm.image_features(pixels), dim=-1).cpu().numpy()
         n = len(feats)
         good = good.numpy().astype(bool)
         out[row : row + n][good] = feats[good]
         ok[row : row + n] = good
         row += n
     return out, ok
-
-
-def _pool_index(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor | None:
-    """Per row, the position the text tower pools at, or None where the model is not an
-    open_clip CLIP text transformer with a causal mask and token pooling (then no trimming).
-
-    Under the causal mask a position sees only itself and earlier ones, so the pooled feature
-    of a row does not depend on anything after its pooled position: cutting the padded tail
-    leaves it bit-identical (tests/test_clip.py asserts so in fp32 and bf16; see CUT_MULTIPLE).
-    """
-    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final")
-    if getattr(model, "attn_mask", None) is None or not all(hasattr(model, a) for a in needed):
-        return None
-    pool = getattr(model, "text_pool_type", None)
-    if pool == "argmax":  # the OpenAI tokenizer's EOT is its largest id
-        return tokens.argmax(dim=-1)
-    if pool == "eos" and getattr(model, "text_eos_id", None) is not None:
-        return (tokens == model.text_eos_id).int().argmax(dim=-1)
-    if pool == "first":
-        return torch.zeros(len(tokens), dtype=torch.long)
-    return None
-
-
-# Texts are cut to a multiple of this many tokens. Bit-identity needs it: the attention's
-# sums over keys run in 16-lane vectors (fp32 and bf16 alike), and a key length that ends in
-# a partial vector adds the same nonzero terms in another order (measured: a cut to 21 or 29
-# tokens differs from the full 77 in the last bits, 32 or 48 do not).
-CUT_MULTIPLE = 16
-
-
-def cut_length(longest: int, context: int) -> int:
-    """Tokens to keep for a batch whose longest row pools at position ``longest - 1``."""
-    return min(context, -(-longest // CUT_MULTIPLE) * CUT_MULTIPLE)
-
-
-def _encode_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """open_clip's ``CLIP.encode_text`` on tokens cut to length L = tokens.shape[1]: the
-    positional embedding and the causal mask are sliced to L as well."""
-    n = tokens.shape[1]
-    cast = model.transformer.get_cast_dtype()
-    x = model.token_embedding(tokens).to(cast)
-    x = x + model.positional_embedding[:n].to(cast)
-    x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
-    x = model.ln_final(x)
-    eos = getattr(model, "text_eos_id", None)
-    x = text_global_pool(x, tokens, model.text_pool_type, eos_token_id=eos)
-    proj = model.text_projection
-    if proj is None:
-        return x
-    return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
 
 
 @torch.no_grad()
@@ -155,7 +102,7 @@ def encode_tokens(
 
     Identical rows are encoded once; the distinct rows go through the text tower sorted by
     pooled position (their length), each batch cut to its longest row (rounded up to a
-    multiple of CUT_MULTIPLE). A row's result then
+    multiple of pipeline.clip.text.CUT_MULTIPLE). A row's result then
     depends only on the rows of this call (the order is a pure function of them), so a
     resumable part always gives the same bytes.
     """
@@ -163,23 +110,20 @@ def encode_tokens(
     if not len(tokens):
         return out
     uniq, inverse = torch.unique(tokens, dim=0, return_inverse=True)  # rows sorted: stable
-    pooled = _pool_index(cm.model, uniq)
+    pooled = pool_index(cm.model, uniq)
     if pooled is None:  # no exact trimming for this text tower: full context, input order
         order, lengths = torch.arange(len(uniq)), None
     else:
         lengths = pooled + 1
         order = torch.argsort(lengths, stable=True)
     feats_u = np.empty((len(uniq), cm.embed_dim), dtype=np.float32)
+    n_ctx = uniq.shape[1]
     starts = range(0, len(uniq), batch_size)
     for s in tqdm(starts, desc="texts", unit="batch", disable=not progress):
         rows = order[s : s + batch_size]
-        with cm.autocast():
-            if lengths is None:
-                feats = cm.model.encode_text(uniq[rows].to(cm.device))
-            else:
-                n = cut_length(int(lengths[rows].max()), uniq.shape[1])
-                feats = _encode_trimmed(cm.model, uniq[rows, :n].to(cm.device))
-        feats_u[rows.numpy()] = F.normalize(feats.float(), dim=-1).cpu().numpy()
+        n = uniq.shape[1] if lengths is None else cut_length(int(lengths[rows].max()), n_ctx)
+        feats = cm.text_features(uniq[rows, :n])
+        feats_u[rows.numpy()] = F.normalize(feats, dim=-1).cpu().numpy()
     out[:] = feats_u[inverse.numpy()]
     return out
 

@@ -69,7 +69,9 @@ def embed_work(
     work = Path(work)
     out_dir = work / workdir.CLIP_DIR
     df, counts = load_inputs(work)
-    cm = load_model(p.model, p.pretrained, p.checkpoint, p.device, p.precision, p.weights_seed)
+    cm = load_model(
+        p.model, p.pretrained, p.checkpoint, p.device, p.precision, p.weights_seed, p.runtime
+    )
     batch_size, num_workers, progress = p.batch_size, p.num_workers, res.progress
     text_bs = p.text_batch_size or max(batch_size, 256)
     # text_order: how a part's texts are batched (changing it may change the last bits).
