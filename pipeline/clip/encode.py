@@ -101,27 +101,33 @@ def encode_tokens(
     """Embed tokenised texts [n, context]. float32 [n, d], L2-normalised.
 
     Identical rows are encoded once; the distinct rows go through the text tower sorted by
-    pooled position (their length), each batch cut to its longest row (rounded up to a
-    multiple of pipeline.clip.text.CUT_MULTIPLE). A row's result then
-    depends only on the rows of this call (the order is a pure function of them), so a
-    resumable part always gives the same bytes.
+    pooled position (their length), cut after it, rounded up to a multiple of
+    pipeline.clip.text.CUT_MULTIPLE (bit-identical to the padded context), in batches of
+    one cut length each. The
+    batches are a pure function of the set of rows, so a resumable part always gives the
+    same bytes; titles are ~20-40 tokens, so most of the padded text tower's work was waste.
     """
     out = np.empty((len(tokens), cm.embed_dim), dtype=np.float32)
     if not len(tokens):
         return out
     uniq, inverse = torch.unique(tokens, dim=0, return_inverse=True)  # rows sorted: stable
     pooled = pool_index(cm.model, uniq)
-    if pooled is None:  # no exact trimming for this text tower: full context, input order
-        order, lengths = torch.arange(len(uniq)), None
-    else:
-        lengths = pooled + 1
-        order = torch.argsort(lengths, stable=True)
-    feats_u = np.empty((len(uniq), cm.embed_dim), dtype=np.float32)
     n_ctx = uniq.shape[1]
-    starts = range(0, len(uniq), batch_size)
-    for s in tqdm(starts, desc="texts", unit="batch", disable=not progress):
-        rows = order[s : s + batch_size]
-        n = uniq.shape[1] if lengths is None else cut_length(int(lengths[rows].max()), n_ctx)
+    if pooled is None:  # no exact trimming for this text tower: full context, input order
+        batches = [(rows, n_ctx) for rows in torch.arange(len(uniq)).split(batch_size)]
+    else:
+        # Sorted by length, batched within each cut length: a batch of short titles never
+        # waits for the descriptions that follow them.
+        order = torch.argsort(pooled, stable=True)
+        cut = torch.tensor([cut_length(int(n) + 1, n_ctx) for n in pooled[order]])
+        cuts, sizes = torch.unique_consecutive(cut, return_counts=True)
+        batches = [
+            (rows, int(n))
+            for n, group in zip(cuts, order.split(sizes.tolist()), strict=True)
+            for rows in group.split(batch_size)
+        ]
+    feats_u = np.empty((len(uniq), cm.embed_dim), dtype=np.float32)
+    for rows, n in tqdm(batches, desc="texts", unit="batch", disable=not progress):
         feats = cm.text_features(uniq[rows, :n])
         feats_u[rows.numpy()] = F.normalize(feats, dim=-1).cpu().numpy()
     out[:] = feats_u[inverse.numpy()]
