@@ -81,7 +81,8 @@ class ClipModel:
         if self.towers is not None:
             return self.towers.encode_image(pixels)
         with torch.no_grad(), self.autocast():
-            return self.model.encode_image(pixels.to(self.device, dtype=self.input_dtype)).float()
+            x = pixels.to(self.device, dtype=self.input_dtype, non_blocking=True)
+            return self.model.encode_image(x).float()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
