@@ -17,6 +17,7 @@ from pipeline.cli import main
 from pipeline.clip import EmbedParams
 from pipeline.clip import encode as clip_encode
 from pipeline.clip import stage as clip_stage
+from pipeline.clip import text as clip_text
 from pipeline.runner import run_stage
 from pipeline.stages import EMBED
 from pipeline.stats import merged
@@ -113,6 +114,50 @@ def test_random_models_loaded_in_threads_at_once_are_the_same(tiny):
     reference = tiny.model.state_dict()
     for state in states:
         assert all(torch.equal(state[k], reference[k]) for k in reference)
+
+
+TEXTS = [
+    "Red speaker model 1",
+    "",
+    "A blue mug. Item number 4 of the test set, with a handle and a lid.",
+    "word " * 500,  # past the context: truncated, EOT at the last position
+    "green lamp",
+    "Red speaker model 1",  # a duplicate
+    "usb c cable " * 6,
+]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cutting_the_padded_tail_is_bit_identical(tiny, precision):
+    """Causal mask + EOT pooling: nothing after a row's EOT reaches its pooled feature, so a
+    batch cut to its longest row gives exactly open_clip's full-context encode_text."""
+    cm = tiny
+    if precision == "bf16":
+        cm = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="bf16")
+    tokens = cm.tokenizer(TEXTS[:3] + TEXTS[4:5] + TEXTS[6:])  # all shorter than the context
+    pooled = clip_text.pool_index(cm.model, tokens)
+    assert torch.equal(pooled, tokens.argmax(-1))
+    n = clip_text.cut_length(int(pooled.max()) + 1, tokens.shape[1])
+    assert n < tokens.shape[1]
+    with torch.no_grad():
+        full = cm.model.encode_text(tokens)
+        for cut in (n, n + clip_text.CUT_MULTIPLE, tokens.shape[1]):
+            assert torch.equal(clip_text.encode_cut_tokens(cm.model, tokens[:, :cut]), full)
+
+
+def test_encode_texts_dedups_sorts_and_maps_back(tiny):
+    got = clip.encode_texts(tiny, TEXTS, batch_size=2)
+    np.testing.assert_array_equal(got[0], got[5])  # a duplicate is encoded once
+    # Each row is its own text's embedding, whatever the order and batching.
+    with torch.no_grad():
+        for i, t in enumerate(TEXTS):
+            want = tiny.model.encode_text(tiny.tokenizer([t])).float()
+            want = torch.nn.functional.normalize(want, dim=-1).numpy()[0]
+            np.testing.assert_allclose(got[i], want, atol=1e-5)
+    # The batches are a function of the set of rows: a shuffled input gives the same bytes.
+    perm = [3, 6, 0, 2, 5, 1, 4]
+    np.testing.assert_array_equal(clip.encode_texts(tiny, [TEXTS[i] for i in perm], 2), got[perm])
+    assert clip.encode_texts(tiny, [], 2).shape == (0, 512)
 
 
 def test_clip_t_formula_matches_direct_cosine():
@@ -272,6 +317,37 @@ def test_bf16_on_cpu_stays_close_to_fp32(tiny, inputs):
     assert np.sum(ta * tb, 1).min() > 0.999
     with pytest.raises(ValueError):
         clip.resolve_precision("amp-fp16", dev)
+
+
+def test_openvino_runtime_stays_close_to_fp32_and_reloads_the_same(tiny, inputs, tmp_path):
+    cpu = torch.device("cpu")
+    assert clip.resolve_runtime("auto", cpu, "bf16") == "openvino"
+    assert clip.resolve_runtime("auto", cpu, "fp32") == "torch"  # torch's fp32: the reference
+    assert clip.resolve_runtime("auto", torch.device("cuda"), "amp-fp16") == "torch"
+    with pytest.raises(ValueError, match="runtime openvino"):
+        clip.resolve_runtime("openvino", cpu, "amp-bf16")
+    cache = tmp_path / "ov"
+    env = pytest.MonkeyPatch()
+    env.setenv("ACMMG_OPENVINO_CACHE", str(cache))
+    try:
+        ov = clip.load_model(
+            clip.TINY_MODEL, None, device="cpu", precision="bf16", runtime="openvino"
+        )
+        assert ov.runtime == "openvino" and ov.model_id["openvino"] and len(list(cache.iterdir()))
+        paths = [store_path(inputs, asin(i)) for i in (0, 1, 2, 4, 6, 7)]
+        a, _ = clip.encode_images(tiny, paths, 4, 0)
+        b, ok = clip.encode_images(ov, paths, 4, 0)
+        ta, tb = clip.encode_texts(tiny, TEXTS, 3), clip.encode_texts(ov, TEXTS, 3)
+        assert ok.all() and np.sum(a * b, 1).min() > 0.999 and np.sum(ta * tb, 1).min() > 0.999
+        assert np.abs(clip.clip_t(a, ta[:6]) - clip.clip_t(b, tb[:6])).max() < 0.15
+        # Loaded again, now from the cache of converted models: the same bytes.
+        again = clip.load_model(
+            clip.TINY_MODEL, None, device="cpu", precision="bf16", runtime="openvino"
+        )
+        np.testing.assert_array_equal(clip.encode_texts(again, TEXTS, 3), tb)
+        np.testing.assert_array_equal(clip.encode_images(again, paths, 4, 0)[0], b)
+    finally:
+        env.undo()
 
 
 def test_bad_model_arguments_fail_clearly(tmp_path):

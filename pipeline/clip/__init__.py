@@ -2,7 +2,8 @@
 
 In the shape of clip-retrieval's inference: ``params`` (the stage's settings, light),
 ``model`` (open_clip loading: weights, device, precision), ``reader`` (what is embedded),
-``encode`` (images through DataLoader workers, texts, CLIP-T) and ``stage`` (the resumable,
+``encode`` (images through DataLoader workers, texts, CLIP-T), ``text`` (the text tower
+on tokens cut to their length), ``runtime`` (both towers through OpenVINO) and ``stage`` (the resumable,
 shardable embed stage writing work/clip/). Names are importable from here; torch and open_clip
 load only when a name that needs them is first used.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pipeline.clip.params import KINDS, NO_WEIGHTS, PRECISIONS, TINY_MODEL, EmbedParams
+from pipeline.clip.params import KINDS, NO_WEIGHTS, PRECISIONS, RUNTIMES, TINY_MODEL, EmbedParams
 
 _LAZY = {
     "ClipModel": "model",
@@ -20,9 +21,11 @@ _LAZY = {
     "load_model": "model",
     "resolve_device": "model",
     "resolve_precision": "model",
+    "resolve_runtime": "model",
     "cpu_has_native_bf16": "model",
     "encode_images": "encode",
     "encode_texts": "encode",
+    "encode_tokens": "encode",
     "clip_t": "encode",
     "load_inputs": "reader",
     "join_description": "reader",
@@ -32,7 +35,7 @@ _LAZY = {
     "PART_ROWS": "stage",
 }
 
-__all__ = ["KINDS", "NO_WEIGHTS", "PRECISIONS", "TINY_MODEL", "EmbedParams", *_LAZY]
+__all__ = ["KINDS", "NO_WEIGHTS", "PRECISIONS", "RUNTIMES", "TINY_MODEL", "EmbedParams", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

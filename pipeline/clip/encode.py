@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.clip.model import ClipModel
+from pipeline.clip.text import cut_length, pool_index
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,7 @@ def encode_images(
     )
     row = 0
     for pixels, good in tqdm(loader, desc="images", unit="batch", disable=not progress):
-        pixels = pixels.to(cm.device, dtype=cm.input_dtype, non_blocking=True)
-        with cm.autocast():
-            feats = cm.model.encode_image(pixels)
-        feats = F.normalize(feats.float(), dim=-1).cpu().numpy()
+        feats = F.normalize(cm.image_features(pixels), dim=-1).cpu().numpy()
         n = len(feats)
         good = good.numpy().astype(bool)
         out[row : row + n][good] = feats[good]
@@ -97,18 +95,54 @@ def encode_images(
 
 
 @torch.no_grad()
+def encode_tokens(
+    cm: ClipModel, tokens: torch.Tensor, batch_size: int = 256, progress: bool = False
+) -> np.ndarray:
+    """Embed tokenised texts [n, context]. float32 [n, d], L2-normalised.
+
+    Identical rows are encoded once; the distinct rows go through the text tower sorted by
+    pooled position (their length), cut after it, rounded up to a multiple of
+    pipeline.clip.text.CUT_MULTIPLE (bit-identical to the padded context), in batches of
+    one cut length each. The
+    batches are a pure function of the set of rows, so a resumable part always gives the
+    same bytes; titles are ~20-40 tokens, so most of the padded text tower's work was waste.
+    """
+    out = np.empty((len(tokens), cm.embed_dim), dtype=np.float32)
+    if not len(tokens):
+        return out
+    uniq, inverse = torch.unique(tokens, dim=0, return_inverse=True)  # rows sorted: stable
+    pooled = pool_index(cm.model, uniq)
+    n_ctx = uniq.shape[1]
+    if pooled is None:  # no exact trimming for this text tower: full context, input order
+        batches = [(rows, n_ctx) for rows in torch.arange(len(uniq)).split(batch_size)]
+    else:
+        # Sorted by length, batched within each cut length: a batch of short titles never
+        # waits for the descriptions that follow them.
+        order = torch.argsort(pooled, stable=True)
+        cut = torch.tensor([cut_length(int(n) + 1, n_ctx) for n in pooled[order]])
+        cuts, sizes = torch.unique_consecutive(cut, return_counts=True)
+        batches = [
+            (rows, int(n))
+            for n, group in zip(cuts, order.split(sizes.tolist()), strict=True)
+            for rows in group.split(batch_size)
+        ]
+    feats_u = np.empty((len(uniq), cm.embed_dim), dtype=np.float32)
+    for rows, n in tqdm(batches, desc="texts", unit="batch", disable=not progress):
+        feats = cm.text_features(uniq[rows, :n])
+        feats_u[rows.numpy()] = F.normalize(feats, dim=-1).cpu().numpy()
+    out[:] = feats_u[inverse.numpy()]
+    return out
+
+
 def encode_texts(
     cm: ClipModel, texts: Sequence[str], batch_size: int = 256, progress: bool = False
 ) -> np.ndarray:
-    """Embed texts (truncated to the model's context length). float32 [n, d], L2-normalised."""
-    out = np.empty((len(texts), cm.embed_dim), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    for s in tqdm(starts, desc="texts", unit="batch", disable=not progress):
-        tokens = cm.tokenizer(list(texts[s : s + batch_size])).to(cm.device)
-        with cm.autocast():
-            feats = cm.model.encode_text(tokens)
-        out[s : s + len(tokens)] = F.normalize(feats.float(), dim=-1).cpu().numpy()
-    return out
+    """Embed texts (truncated to the model's context length). float32 [n, d], L2-normalised.
+
+    See ``encode_tokens``: texts are tokenised once, duplicates encoded once, batches sorted
+    by length and cut to their longest text.
+    """
+    return encode_tokens(cm, cm.tokenizer(list(texts)), batch_size, progress)
 
 
 def clip_t(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:

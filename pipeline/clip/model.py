@@ -19,11 +19,13 @@ from typing import Any
 import open_clip
 import torch
 
-from pipeline.clip.params import PRECISIONS, TINY_MODEL
+from pipeline.clip.params import PRECISIONS, RUNTIMES, TINY_MODEL
+from pipeline.clip.text import encode_cut_tokens, pool_index
 from pipeline.io import sha256_file
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "model_configs"
 _CREATE_LOCK = threading.Lock()
+LOW = ("bf16", "fp16")  # precisions open_clip creates with low-precision weights
 
 if TINY_MODEL not in open_clip.list_models():
     open_clip.add_model_config(MODEL_CONFIG_DIR)
@@ -39,6 +41,8 @@ class ClipModel:
     device: torch.device
     precision: str
     model_id: dict[str, Any] = field(default_factory=dict)
+    # Set for runtime "openvino": the compiled towers (then ``model`` keeps fp32 weights).
+    towers: Any = None
 
     @property
     def embed_dim(self) -> int:
@@ -52,8 +56,33 @@ class ClipModel:
         return contextlib.nullcontext()
 
     @property
+    def runtime(self) -> str:
+        return "torch" if self.towers is None else "openvino"
+
+    @property
     def input_dtype(self) -> torch.dtype:
+        if self.towers is not None:
+            return torch.float32
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
+
+    def text_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The text tower on tokens [b, L], cut after every row's pooled position (or the
+        full context where ``pool_index`` is None): float32 [b, d], not normalised."""
+        if self.towers is not None:
+            return self.towers.encode_text(tokens)
+        with torch.no_grad(), self.autocast():
+            tokens = tokens.to(self.device)
+            if tokens.shape[1] == self.model_id.get("context_length"):
+                return self.model.encode_text(tokens).float()
+            return encode_cut_tokens(self.model, tokens).float()
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The image tower on a preprocessed batch: float32 [b, d], not normalised."""
+        if self.towers is not None:
+            return self.towers.encode_image(pixels)
+        with torch.no_grad(), self.autocast():
+            x = pixels.to(self.device, dtype=self.input_dtype, non_blocking=True)
+            return self.model.encode_image(x).float()
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -69,6 +98,20 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def resolve_runtime(runtime: str, device: torch.device, precision: str) -> str:
+    """Turn "auto" into "openvino" for bf16 on a CPU (2-3x torch's bf16 kernels, see
+    bench/README.md) and "torch" otherwise (CUDA, fp32: torch's fp32 stays the reference)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime == "auto":
+        return "openvino" if device.type == "cpu" and precision == "bf16" else "torch"
+    if runtime == "openvino" and (device.type != "cpu" or precision not in ("bf16", "fp32")):
+        raise ValueError(
+            f"runtime openvino runs on the CPU in bf16 or fp32, not {device.type} {precision}"
+        )
+    return runtime
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -117,15 +160,19 @@ def load_model(
     device: str = "auto",
     precision: str = "auto",
     seed: int = 0,
+    runtime: str = "torch",
 ) -> ClipModel:
     """Load an open_clip model for inference.
 
     ``checkpoint`` (a weights file, or a folder with open_clip_config.json and weights, as
     downloaded from the HF Hub) overrides ``pretrained``. With neither, the weights are random
     but drawn after ``torch.manual_seed(seed)``, so the same model comes out every run.
+    ``runtime`` "openvino" (or "auto", see ``resolve_runtime``) compiles both towers with
+    OpenVINO; ``model`` then keeps the fp32 weights.
     """
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
+    rt = resolve_runtime(runtime, dev, prec)
     create_kwargs: dict[str, Any] = {}
     ckpt_sha = None
     if checkpoint is not None:
@@ -153,23 +200,32 @@ def load_model(
             # OpenAI-style weights were trained with QuickGELU; the plain config uses GELU.
             create_kwargs["force_quick_gelu"] = bool(tag_cfg.get("quick_gelu", False))
 
-    quiet = _QuietOpenClip()
-    logging.getLogger().addFilter(quiet)
-    try:
-        # torch's RNG is process-wide: two threads creating models at once (shard tasks on
-        # a thread pool) would interleave their draws and get different random weights.
-        with _CREATE_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net, _, preprocess = open_clip.create_model_and_transforms(
-                model_name,
-                pretrained=weights,
-                precision="bf16" if prec == "bf16" else "fp16" if prec == "fp16" else "fp32",
-                device=dev,
-                **create_kwargs,
-            )
-        tokenizer = open_clip.get_tokenizer(model_name)
-    finally:
-        logging.getLogger().removeFilter(quiet)
+    def create(weights_precision: str) -> tuple[torch.nn.Module, Any, Any]:
+        quiet = _QuietOpenClip()
+        logging.getLogger().addFilter(quiet)
+        try:
+            # torch's RNG is process-wide: two threads creating models at once (shard tasks
+            # on a thread pool) would interleave their draws and get different random weights.
+            with _CREATE_LOCK, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name,
+                    pretrained=weights,
+                    precision=weights_precision if weights_precision in LOW else "fp32",
+                    device=dev,
+                    **create_kwargs,
+                )
+            return net, preprocess, open_clip.get_tokenizer(model_name)
+        finally:
+            logging.getLogger().removeFilter(quiet)
+
+    # OpenVINO rounds fp32 weights to bf16 itself; torch's bf16 path keeps bf16 weights.
+    net, preprocess, tokenizer = create("fp32" if rt == "openvino" else prec)
+    if rt == "openvino" and pool_index(net, tokenizer(["x"])) is None:
+        if runtime != "auto":
+            raise ValueError(f"runtime openvino needs an open_clip CLIP text tower: {model_name}")
+        rt = "torch"  # a text tower that cannot be cut (HF text models): torch, as before
+        net, preprocess, tokenizer = create(prec)
     net.eval()
     visual = net.visual
     image_size = getattr(visual, "image_size", None)
@@ -190,5 +246,13 @@ def load_model(
         "precision": prec,
         "open_clip": open_clip.__version__,
         "torch": torch.__version__.split("+")[0],
+        "runtime": rt,
     }
-    return ClipModel(net, preprocess, tokenizer, dev, prec, model_id)
+    towers = None
+    if rt == "openvino":
+        from pipeline.clip.runtime import OpenVinoTowers, cache_dir, openvino_version
+
+        side = image_size[0] if isinstance(image_size, tuple) else image_size
+        towers = OpenVinoTowers(net, encode_cut_tokens, int(side or 224), prec, cache_dir(model_id))
+        model_id["openvino"] = openvino_version()
+    return ClipModel(net, preprocess, tokenizer, dev, prec, model_id, towers)

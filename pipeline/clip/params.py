@@ -11,6 +11,7 @@ from pipeline.workdir import CLIP_KINDS
 TINY_MODEL = "acmmg-tiny"  # pipeline/model_configs/: open_clip code, seeded random weights
 KINDS = CLIP_KINDS
 PRECISIONS = ("auto", "fp32", "amp-bf16", "bf16", "amp-fp16", "fp16")
+RUNTIMES = ("auto", "torch", "openvino")
 NO_WEIGHTS = ("", "none", "random")  # --pretrained values that mean seeded random weights
 
 
@@ -31,6 +32,11 @@ class EmbedParams:
         "auto",
         "auto: fp16 autocast on CUDA, bf16 weights on CPUs with native bf16, else fp32",
         choices=PRECISIONS,
+    )
+    runtime: str = param(
+        "auto",
+        "auto: OpenVINO for bf16 on a CPU (2-3x torch's bf16), else torch; torch; openvino",
+        choices=RUNTIMES,
     )
     batch_size: int = param(64, "images per batch")
     text_batch_size: int | None = param(None, "texts per batch (default max(batch size, 256))")

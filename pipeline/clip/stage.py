@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # Rows per resumable part: a killed run keeps every finished part (clip/.parts/<run key>/).
 PART_ROWS = 4096
 META_VERSION = 1
+# A part's texts (all three kinds): deduplicated, sorted by length, batches cut to length.
+TEXT_ORDER = "dedup-sorted-trimmed"
 
 
 def _save_npy(dest: Path, arr: np.ndarray) -> None:
@@ -67,10 +69,13 @@ def embed_work(
     work = Path(work)
     out_dir = work / workdir.CLIP_DIR
     df, counts = load_inputs(work)
-    cm = load_model(p.model, p.pretrained, p.checkpoint, p.device, p.precision, p.weights_seed)
+    cm = load_model(
+        p.model, p.pretrained, p.checkpoint, p.device, p.precision, p.weights_seed, p.runtime
+    )
     batch_size, num_workers, progress = p.batch_size, p.num_workers, res.progress
     text_bs = p.text_batch_size or max(batch_size, 256)
-    settings = {"batch_size": batch_size, "text_batch_size": text_bs}
+    # text_order: how a part's texts are batched (changing it may change the last bits).
+    settings = {"batch_size": batch_size, "text_batch_size": text_bs, "text_order": TEXT_ORDER}
     fp = inputs_fingerprint(df)
     run_key = hashlib.sha256(
         json.dumps([cm.model_id, settings, fp], sort_keys=True).encode()
@@ -97,9 +102,15 @@ def embed_work(
         chunk = df.slice(s, e - s)
         img, _ = encode_images(cm, chunk["path"].to_list(), batch_size, num_workers, progress)
         _save_npy(parts_dir / f"image_{i:05d}.npy", img)
-        for kind in KINDS[1:]:
-            col = chunk[kind].to_list()
-            _save_npy(parts_dir / f"{kind}_{i:05d}.npy", encode_texts(cm, col, text_bs, progress))
+        # The three text kinds in one call: one tokenisation, one length sort, and a combined
+        # text equal to its title (no description) is encoded once.
+        kinds = KINDS[1:]
+        texts = [t for kind in kinds for t in chunk[kind].to_list()]
+        emb = encode_texts(cm, texts, text_bs, progress)
+        for j, kind in enumerate(kinds):
+            _save_npy(
+                parts_dir / f"{kind}_{i:05d}.npy", emb[j * chunk.height : (j + 1) * chunk.height]
+            )
 
     if shard is not None:
         return {"shard": list(shard), "parts": n_parts}
