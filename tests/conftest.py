@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the checkout (ACMMG_SHARED elsewhere, e.g. in a git worktree).
+SHARED = Path(os.environ.get("ACMMG_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 RAW = SHARED / "datasets" / "raw"
 
 
