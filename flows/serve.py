@@ -43,7 +43,7 @@ def deployments(only: list[str] | None = None, interval: float | None = None) ->
                 name=slug,
                 parameters={"category": slug},
                 description=f"Build and publish the {cat.name} category ({cat.file}).",
-                tags=["acmmg", *cat.papers],
+                tags=["acmmg", *(f"paper:{p}" for p in cat.papers)],  # no tag twice
                 concurrency_limit=1,
                 **when,
             )

@@ -120,6 +120,7 @@ class TestServedRegistry:
             assert [s["schedule"].get("cron") for s in d["schedules"]] == [cat.schedule]
             assert d["parameters"] == {"category": slug}
             assert d["global_concurrency_limit"]["limit"] == 1  # runs of a category never overlap
+            assert sorted(d["tags"]) == sorted({"acmmg", *(f"paper:{p}" for p in cat.papers)})
 
         def scheduled() -> bool:
             runs = server.flow_runs()

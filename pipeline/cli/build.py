@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("serve", help="serve one deployment per category with its schedule")
     s.add_argument("categories", nargs="*", help="only these slugs (default: all)")
+    s.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="run every SECONDS instead of the registry's cron schedules "
+        "(default $ACMMG_SERVE_INTERVAL; for trying the scheduler out)",
+    )
     s.set_defaults(func=run_serve)
 
 
@@ -135,5 +142,5 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from flows.serve import main
 
-    main(args.categories or None)
+    main(args.categories or None, args.interval)
     return 0
