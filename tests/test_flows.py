@@ -1,9 +1,9 @@
-"""The build-category flow through a real Prefect server and through the local engine:
-deployments and schedules, reruns that do no work, kill and resume, failing sources."""
+"""The build-category flow through the local engine: reruns that do no work, kill and resume,
+failing sources, a Dask cluster (deployments and schedules on a real Prefect server are in
+tests/test_prefect_stack.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from pipeline.categories import load_registry
 from tests.httpserver import FaultyServer
-from tests.prefect_fixtures import BIN, PrefectServer, free_port, prefect_env
+from tests.prefect_fixtures import BIN, free_port, prefect_env
 
 pytestmark = pytest.mark.slow
 EPOCH = "1767225600"  # SOURCE_DATE_EPOCH: the manifest's build time, for byte comparisons
@@ -36,14 +34,6 @@ def _published(target: Path, slug: str = "demo") -> Path:
 
 def _tree_state(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect_home")
-    srv = PrefectServer(home)
-    yield srv
-    srv.stop()
 
 
 def _build(
@@ -78,67 +68,6 @@ def _build(
     rc = proc.wait(900)
     log.close()
     return rc, Path(log.name).read_text()
-
-
-def test_deployments_schedules_and_a_deployment_run(server, tmp_path):
-    target, work = tmp_path / "published", tmp_path / "work"
-    env = prefect_env(
-        server.home,
-        server.api_url,
-        ACMMG_PUBLISH_TO=str(target),
-        ACMMG_WORK_ROOT=str(work),
-        ACMMG_DEMO_PORT=DEMO_PORT,
-        SOURCE_DATE_EPOCH=EPOCH,
-    )
-    serve_log = open(tmp_path / "serve.log", "w")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [str(BIN / "acmmg"), "serve"],
-        env=env,
-        stdout=serve_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        registry = load_registry()
-        deadline = time.time() + 240
-        found = {}
-        while time.time() < deadline and len(found) < len(registry):
-            r = requests.post(f"{server.api_url}/deployments/filter", json={}, timeout=10)
-            found = {d["name"]: d for d in r.json()}
-            time.sleep(2)
-        assert set(found) == set(registry), (tmp_path / "serve.log").read_text()[-3000:]
-        for slug, cat in registry.items():
-            crons = [s["schedule"].get("cron") for s in found[slug]["schedules"]]
-            assert crons == [cat.schedule], slug
-            assert found[slug]["parameters"] == {"category": slug}
-        run = subprocess.run(
-            [
-                str(BIN / "prefect"),
-                "deployment",
-                "run",
-                "build-category/demo",
-                "--watch",
-                "--watch-timeout",
-                "900",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=960,
-        )
-        assert run.returncode == 0, (
-            run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-5000:]
-        )
-        folder = _published(target)
-        manifest = json.loads((folder / "manifest.json").read_text())
-        for rel in manifest["files"]:
-            assert (folder / rel).is_file(), rel
-        assert manifest["counts"]["nodes"] > 50
-        assert (folder / "dgl_graph.dgl").exists() and (folder / "images.tar").exists()
-    finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        serve.wait(60)
-        serve_log.close()
 
 
 @pytest.fixture(scope="module")
