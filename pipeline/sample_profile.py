@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import sample_electronics as vocab
-from pipeline.categories import Category
+from pipeline.graph import GraphParams
 from pipeline.errors import UserError
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.sample import SampleSpec, _add_line_defects
@@ -717,8 +717,8 @@ def generate_profile(
     base_url: str = "http://127.0.0.1:8765",
     images: bool = True,
     workers: int = 1,
-    min_copurchase: int = Category.min_copurchase,
-    k: int = Category.k,
+    min_copurchase: int = GraphParams.min_copurchase,
+    k: int = GraphParams.k,
 ) -> dict:
     """Write ``<Category>.jsonl.gz``, ``meta_<Category>.jsonl.gz`` and ``images/`` to ``out``.
 
