@@ -56,8 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import sample_electronics as vocab
-from pipeline.graph import GraphParams
 from pipeline.errors import UserError
+from pipeline.graph import GraphParams
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.sample import SampleSpec, _add_line_defects
 
