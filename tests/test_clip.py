@@ -319,7 +319,27 @@ def test_bf16_on_cpu_stays_close_to_fp32(tiny, inputs):
         clip.resolve_precision("amp-fp16", dev)
 
 
-def test_openvino_runtime_stays_close_to_fp32_and_reloads_the_same(tiny, inputs, tmp_path):
+def test_openvino_runtime_stays_close_to_fp32_and_reloads_the_same(inputs, tmp_path):
+    # In a process of its own: OpenVINO after DataLoader decode workers in one process was
+    # seen to corrupt the heap (a segfault in a later test), so it is opt-in (runtime).
+    import subprocess
+    import sys
+
+    code = "import sys; from pathlib import Path; from tests.test_clip import _openvino_body; "
+    code += "_openvino_body(Path(sys.argv[1]), Path(sys.argv[2]))"
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(inputs), str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+
+def _openvino_body(inputs: Path, tmp_path: Path) -> None:
+    tiny = clip.load_model(clip.TINY_MODEL, None, device="cpu", precision="fp32")
     cpu = torch.device("cpu")
     assert clip.resolve_runtime("auto", cpu, "bf16") == "openvino"
     assert clip.resolve_runtime("auto", cpu, "fp32") == "torch"  # torch's fp32: the reference
@@ -329,6 +349,7 @@ def test_openvino_runtime_stays_close_to_fp32_and_reloads_the_same(tiny, inputs,
     cache = tmp_path / "ov"
     env = pytest.MonkeyPatch()
     env.setenv("ACMMG_OPENVINO_CACHE", str(cache))
+    env.setenv("CI", "true")  # OpenVINO's converter sends no telemetry then
     try:
         ov = clip.load_model(
             clip.TINY_MODEL, None, device="cpu", precision="bf16", runtime="openvino"
