@@ -17,11 +17,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.clean import clean_items
+from pipeline import stats as stage_stats
+from pipeline.clean import CleanParams
 from pipeline.cli import main
-from pipeline.graph import build_graph
-from pipeline.ingest import ingest
-from pipeline.io import read_json
+from pipeline.graph import GraphParams
+from pipeline.runner import run_stage
 from pipeline.sample_profile import (
     LEAVES,
     PLACEHOLDER,
@@ -29,6 +29,8 @@ from pipeline.sample_profile import (
     Model,
     generate_profile,
 )
+from pipeline.stages import CLEAN, GRAPH
+from tests.stage_helpers import ingest_dumps
 
 SCALE = 0.0005  # 800 items, 9,150 users, ~21 k reviews
 BASE = "http://127.0.0.1:9"
@@ -48,14 +50,15 @@ def built(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("profile")
     summary = generate_profile(root / "out", scale=SCALE, seed=3, base_url=BASE)
     work = root / "work"
-    ingest([summary["reviews"]], [summary["meta"]], work)
-    clean_items(work)
-    build_graph(work)
-    return {"summary": summary, "out": root / "out", "work": work}
+    ingested = ingest_dumps([summary["reviews"]], [summary["meta"]], work)
+    run_stage(CLEAN, work, CleanParams())
+    run_stage(GRAPH, work, GraphParams())
+    stats = {**ingested, **stage_stats.merged(work)}
+    return {"summary": summary, "out": root / "out", "work": work, "stats": stats}
 
 
 def test_the_real_ingest_reads_every_planted_line(built) -> None:
-    s, stats = built["summary"], read_json(built["work"] / "stats.json")
+    s, stats = built["summary"], built["stats"]
     assert s["items"] == 800 and s["users"] == 9150
     assert (
         stats["reviews_read"] == s["reviews_written"] + s["duplicate_lines"] + s["malformed_lines"]
@@ -68,7 +71,7 @@ def test_the_real_ingest_reads_every_planted_line(built) -> None:
 
 
 def test_graph_is_non_empty_and_every_node_has_an_image(built) -> None:
-    stats = read_json(built["work"] / "stats.json")
+    stats = built["stats"]
     assert stats["nodes"] >= 50 and stats["edges"] >= 5 * stats["nodes"] / 2
     nodes = pl.read_parquet(built["work"] / "nodes.parquet")["asin"].to_list()
     items = pl.read_parquet(built["work"] / "items.parquet").filter(pl.col("asin").is_in(nodes))
