@@ -18,5 +18,10 @@ def ingest_dumps(
 ) -> dict:
     """The fetch stage on ``reviews`` / ``meta``, then ingest; returns ingest's stats."""
     cache = str(cache_dir) if cache_dir else None
-    fetch_sources(work, FetchParams(tuple(map(str, reviews)), tuple(map(str, meta or ())), cache))
+    fetch_sources(
+        work,
+        FetchParams(
+            reviews=tuple(map(str, reviews)), meta=tuple(map(str, meta or ())), cache_dir=cache
+        ),
+    )
     return ingest(work, IngestParams(format=fmt, verified_only=verified_only))
