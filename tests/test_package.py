@@ -24,7 +24,7 @@ import pytest
 import pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "flows")
+PACKAGES = ("pipeline", "flows", "acmmg")
 SHIPPED = (".py", ".sql", ".toml", ".json")  # what the code imports or reads at run time
 
 
