@@ -38,6 +38,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -271,7 +272,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 def output_sizes(work: Path, publish_to: Path, reviews: str, meta: str) -> dict[str, float]:
     """MB of each stage's declared outputs (the product's declarations), publish's target."""
     from pipeline import build as build_
-    from pipeline import runner
+    from pipeline import runner, workdir
     from pipeline.stages import STAGES
 
     b = build_.plan(
@@ -288,6 +289,12 @@ def output_sizes(work: Path, publish_to: Path, reviews: str, meta: str) -> dict[
     out = {}
     for stage in STAGES:
         paths = runner.outputs(stage, work, stage.make_params(values))
+        # What the declarations leave out of their list: the image store (content addressed,
+        # not a stage output file) and the assembled folder beside its manifest.
+        if stage.name == "images":
+            paths.append(work / workdir.IMAGE_STORE)
+        if stage.name == "assemble":
+            paths = [p.parent if p.name == workdir.MANIFEST else p for p in paths]
         out[stage.name] = sum(
             _dir_bytes(p) if p.is_dir() else (p.stat().st_size if p.exists() else 0) for p in paths
         )
@@ -493,12 +500,32 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
 
     def extra(name: str, pick) -> str:
         if len(results) < 2:
-            return f"*extrapolation* (linear from {s:g}): ~{pick(top) / s:,.0f}"
+            return f"*Extrapolation* (linear from {s:g}): ~{pick(top) / s:,.0f}"
         a = results[-2]
         v = affine(a["scale"], pick(a), s, pick(top))
         return (
-            f"*extrapolation* (fixed + linear through {a['scale']:g} and {s:g}; too low if "
+            f"*Extrapolation* (fixed + linear through {a['scale']:g} and {s:g}; too low if "
             f"the {name} grows faster than linearly further up): ~{v:,.0f}"
+        )
+
+    def rss_extra() -> str:
+        # The tree's peak is the largest stage peak; each stage's extrapolated on its own
+        # (the embed stage's fixed model memory otherwise hides a growing ingest).
+        if len(results) < 2:
+            return f"*Extrapolation* (linear from {s:g}): ~{rss / s:,.0f} GB at scale 1"
+        a = results[-2]
+        best = None
+        for r in top["rows"]:
+            ra = _row(a["rows"], r["stage"])
+            if ra is None:
+                continue
+            v = max(r["peak_rss_gb"], affine(a["scale"], ra["peak_rss_gb"], s, r["peak_rss_gb"]))
+            if best is None or v > best[1]:
+                best = (r["stage"], v)
+        return (
+            f"*Extrapolation* (each stage's peak, fixed + linear through {a['scale']:g} and "
+            f"{s:g}; the DuckDB memory limits would make a stage spill before that): "
+            f"~{best[1]:,.1f} GB at scale 1, the {best[0]} stage's"
         )
 
     if at_1 is not None:
@@ -517,11 +544,9 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
         + extra("flow", lambda r: flow_total(r, EXCLUDED)[0] / 60)
         + " min at scale 1.",
         f"- Peak RSS of the tree <= {TARGET_RSS_GB:.0f} GB at scale 1: {st[1]}. At {s:g}: "
-        f"{rss:.2f} GB summed over the tree ({pss:.2f} GB PSS); "
-        + extra("peak", lambda r: r["flow"]["peak_rss_gb"])
-        + " GB at scale 1.",
+        f"{rss:.2f} GB summed over the tree ({pss:.2f} GB PSS). " + rss_extra() + ".",
         f"- Graph stage < {TARGET_GRAPH_S / 60:.0f} min at scale 1: {st[2]}. At {s:g}: "
-        f"{graph:.1f} s; "
+        f"{graph:.1f} s. "
         + extra("graph stage", lambda r: _row(r["rows"], "graph")["wall_s"])
         + " s at scale 1.",
     ]
@@ -566,7 +591,8 @@ def render(results: list[dict[str, Any]]) -> str:
         "and attributed to stages by the recorded boundaries (CPU: user + system summed over "
         "every process seen; RSS: summed over the tree; temp: DuckDB spill + staging folders "
         "+ the build's `.tmp`, sized every second). Outputs: the stage's declared outputs "
-        "(`pipeline.runner.outputs`), publish: the published folder. start-up = process "
+        "(`pipeline.runner.outputs`; images: + the image store; assemble: the assembled "
+        "folder), publish: the published folder. start-up = process "
         "start to the first stage (imports, Prefect's temporary server); shut-down = after "
         "the last stage.",
         "",
@@ -580,6 +606,7 @@ def render(results: list[dict[str, Any]]) -> str:
                 f"machine shared with other jobs). Run it with `.venv/bin/python "
                 f"bench/bench_flow.py --scales {s:g} --write-readme`."
             )
+            lines.append("")
     lines += [
         "",
         "Growth exponents log(t2/t1)/log(s2/s1) between consecutive measured scales (wall: "
@@ -592,7 +619,17 @@ def render(results: list[dict[str, Any]]) -> str:
         *targets(results),
         END,
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_wrap(line) for line in lines) + "\n"
+
+
+def _wrap(line: str, width: int = 95) -> str:
+    """Prose lines wrapped as the rest of bench/README.md is; table rows left whole."""
+    if len(line) <= width or line.startswith(("|", "<!--")):
+        return line
+    indent = "  " if line.startswith("- ") else ""
+    return textwrap.fill(
+        line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
 
 
 def replace_section(text: str, section: str) -> str:

@@ -139,16 +139,18 @@ def test_render_growth_and_targets(bf) -> None:
     assert text.index("Scale **0.001**") < text.index("Scale **0.01**")  # sorted by scale
     assert "| graph | 1.0 | 0.9 | 1.00 | 0.50 | 0.0 | 1.0 |" in text
     assert "| graph | **2.00** | **2.00** |" in text  # wall and CPU exponents over 1.1
-    assert "Scale **0.1**: not run" in text and "--scales 1 --write-readme" in text
-    assert text.count("**not measured** (scale 1 not run)") == 3
-    assert "exceeded at the measured scales by graph 2.00 (0.001→0.01)" in text
+    flat = " ".join(text.split())  # prose is wrapped at 95 columns
+    assert "Scale **0.1**: not run" in flat and "--scales 1 --write-readme" in flat
+    assert flat.count("**not measured** (scale 1 not run)") == 3
+    assert "exceeded at the measured scales by graph 2.00 (0.001→0.01)" in flat
     # flow less images and embed at 0.01: 20 + 30 + 100 + 2 = 152 s; at 0.001: 26 s.
-    assert "2.5 min for the flow less the images and embed stages" in text
-    assert f"~{bf.affine(0.001, 26 / 60, 0.01, 152 / 60):,.0f} min at scale 1" in text
+    assert "2.5 min for the flow less the images and embed stages" in flat
+    assert f"~{bf.affine(0.001, 26 / 60, 0.01, 152 / 60):,.0f} min at scale 1" in flat
+    assert all(len(line) <= 95 for line in text.splitlines() if not line.startswith(("|", "<")))
     # one scale only: no exponent, a linear extrapolation
     one = bf.render([_result(0.01, 10.0, 3.0)])
     assert "(one scale measured: no growth exponent)" in one
-    assert "**not measured** (one scale)" in one
+    assert "**not measured** (one scale)" in " ".join(one.split())
 
 
 def test_readme_section_is_replaced_and_the_rest_kept(bf) -> None:
