@@ -524,7 +524,7 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
                 best = (r["stage"], v)
         return (
             f"*Extrapolation* (each stage's peak, fixed + linear through {a['scale']:g} and "
-            f"{s:g}; the DuckDB memory limits would make a stage spill before that): "
+            f"{s:g}; a stage whose DuckDB memory limit is lower spills instead): "
             f"~{best[1]:,.1f} GB at scale 1, the {best[0]} stage's"
         )
 
@@ -580,8 +580,10 @@ def render(results: list[dict[str, Any]]) -> str:
         BEGIN,
         "## Whole flow (Electronics-shaped rehearsal)",
         "",
-        "`.venv/bin/python bench/bench_flow.py --scales 0.001 0.01 [--write-readme]` (`make "
-        "bench-flow`). Each scale: `acmmg sample --profile electronics --scale S` (own "
+        "`.venv/bin/python bench/bench_flow.py --scales "
+        + " ".join(f"{r['scale']:g}" for r in results)
+        + " --write-readme` (what ran for the tables below; `make bench-flow SCALES='...'`). "
+        "Each scale: `acmmg sample --profile electronics --scale S` (own "
         "process), served from the bench process on 127.0.0.1, then `acmmg build demo "
         "--reviews URL --meta URL --allow-private 127.0.0.1/32` in a fresh process: the "
         "real Prefect flow (local engine, temporary server) with the demo category's settings "
@@ -591,24 +593,18 @@ def render(results: list[dict[str, Any]]) -> str:
         "and attributed to stages by the recorded boundaries (CPU: user + system summed over "
         "every process seen; RSS: summed over the tree; temp: DuckDB spill + staging folders "
         "+ the build's `.tmp`, sized every second). Outputs: the stage's declared outputs "
-        "(`pipeline.runner.outputs`; images: + the image store; assemble: the assembled "
-        "folder), publish: the published folder. start-up = process "
+        "(`pipeline.runner.outputs`; for images with the image store, for assemble the "
+        "assembled folder), publish: the published folder. start-up = process "
         "start to the first stage (imports, Prefect's temporary server); shut-down = after "
         "the last stage.",
         "",
     ]
     for r in results:
         lines += [render_scale(r), ""]
-    for s, why in ((0.1, "~4.4 M reviews"), (1, "43.9 M reviews")):
+    for s, reviews in ((0.1, "~4.4 M"), (1, "43.9 M")):
         if s not in ran:
-            lines.append(
-                f"Scale **{s:g}**: not run ({why}: longer than this session's time on a 2-core "
-                f"machine shared with other jobs). Run it with `.venv/bin/python "
-                f"bench/bench_flow.py --scales {s:g} --write-readme`."
-            )
-            lines.append("")
+            lines += [_not_run(results, s, reviews), ""]
     lines += [
-        "",
         "Growth exponents log(t2/t1)/log(s2/s1) between consecutive measured scales (wall: "
         "the flow's record; > 1.1 in bold):",
         "",
@@ -619,7 +615,25 @@ def render(results: list[dict[str, Any]]) -> str:
         *targets(results),
         END,
     ]
-    return "\n".join(_wrap(line) for line in lines) + "\n"
+    return "\n".join(_wrap(line) for chunk in lines for line in chunk.split("\n")) + "\n"
+
+
+def _not_run(results: list[dict[str, Any]], s: float, reviews: str) -> str:
+    guess = ""
+    if len(results) >= 2:
+        a, b = results[-2], results[-1]
+        gen = affine(a["scale"], a["sample"]["wall_s"], b["scale"], b["sample"]["wall_s"], s)
+        flow = affine(a["scale"], a["flow"]["wall_s"], b["scale"], b["flow"]["wall_s"], s)
+        guess = (
+            f", *estimated* by the fixed + linear fit through {a['scale']:g} and "
+            f"{b['scale']:g} at ~{gen / 60:,.0f} min for the sample and ~{flow / 60:,.0f} min "
+            "for the flow"
+        )
+    return (
+        f"Scale **{s:g}**: not run ({reviews} reviews{guess}; more than this session could "
+        "spend on 2 cores shared with other jobs). Run it with `.venv/bin/python "
+        f"bench/bench_flow.py --scales {s:g} --write-readme`."
+    )
 
 
 def _wrap(line: str, width: int = 95) -> str:

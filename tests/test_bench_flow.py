@@ -137,7 +137,7 @@ def test_render_growth_and_targets(bf) -> None:
     text = bf.render(results)
     assert text.startswith(bf.BEGIN) and text.rstrip().endswith(bf.END)
     assert text.index("Scale **0.001**") < text.index("Scale **0.01**")  # sorted by scale
-    assert "| graph | 1.0 | 0.9 | 1.00 | 0.50 | 0.0 | 1.0 |" in text
+    assert "\n| graph | 1.0 | 0.9 | 1.00 | 0.50 | 0.0 | 1.0 |\n" in text  # rows stay whole
     assert "| graph | **2.00** | **2.00** |" in text  # wall and CPU exponents over 1.1
     flat = " ".join(text.split())  # prose is wrapped at 95 columns
     assert "Scale **0.1**: not run" in flat and "--scales 1 --write-readme" in flat
