@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chromium test lint format demo bench docs clean
+.PHONY: setup chromium test lint format demo bench bench-flow docs clean
 
 setup: $(STAMP) chromium
 
@@ -45,6 +45,12 @@ docs: setup
 
 bench: setup
 	$(BIN)/python bench/bench_graph.py
+
+# The whole flow on Electronics-shaped samples, stage by stage (minutes per scale); results
+# in data/bench/flow/results.json, the table in bench/README.md. SCALES="0.1 1" for the big ones.
+SCALES ?= 0.001 0.01
+bench-flow: setup
+	$(BIN)/python bench/bench_flow.py --scales $(SCALES) --write-readme
 
 clean:
 	rm -rf data/work data/published .pytest_cache

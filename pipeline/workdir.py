@@ -48,6 +48,7 @@ relations (pipeline.relations)
 publish (pipeline.publish.assemble)
   publish/<slug>/      the assembled category folder, published by pipeline.publish.targets
 stats/<stage>.json     what each stage counted (its return value); merged by pipeline.stats
+run_timings.json       the last flow run's stages: start (unix s), seconds, cached (in order)
 .stamps/               per-stage cache keys and results (pipeline.stamps)
 sample/                a generated sample category's files (source = "sample")
 shards/                intermediate files of the sharded stages (--shards N):
@@ -80,6 +81,7 @@ EDGES = "edges.parquet"
 NODES = "nodes.parquet"
 STATS = "stats.json"  # the merged view of stats/ that ``acmmg graph`` leaves for its user
 STATS_DIR = "stats"
+RUN_TIMINGS = "run_timings.json"  # per-stage wall clock of the last flow run (bench_flow.py)
 STAMPS = ".stamps"
 BUILD_LOCK = ".build.lock"  # held by the one build (or command) using the work directory
 SHARDS = "shards"
