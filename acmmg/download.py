@@ -129,13 +129,13 @@ def download_category(
     the manifest's detached signature must then verify (``acmmg.signing``).
     Raises ``DownloadError`` (a ``UserError``) naming the file on a size or sha256 mismatch (the
     bad bytes are deleted), when a file cannot be fetched within the retry policy
-    (``acmmg.retry``; ``retries``: its attempts in all, else ``$ACMMG_FETCH_RETRIES``), or when
+    (``acmmg.retry``; ``retries``: tries after the first, else ``$ACMMG_FETCH_RETRIES``), or when
     the destination cannot be written (a full disk); ``ManifestError`` for a manifest that
     breaks the schema or does not match its version; ``UnsafeArchiveError`` for an
     images.tar that would escape the folder or expand past its size.
     """
     check_slug(slug)
-    policy = RetryPolicy.from_env(**({} if retries is None else {"attempts": retries}))
+    policy = RetryPolicy.from_env(**({} if retries is None else {"attempts": 1 + retries}))
     src = open_source(str(source), storage_options)
     loc = src.locate(slug, version)
     if loc.manifest is None:
