@@ -5,7 +5,6 @@ download and the image fetcher."""
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 import requests
@@ -15,7 +14,7 @@ from acmmg.transport import HttpSource
 from pipeline.images.fetch import Fetcher
 from pipeline.sources.fetch import FetchError, fetch
 from tests.httpserver import FaultyServer
-from tests.image_server import local_config
+from tests.image_server import closed_port, local_config
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, backoff_max=0.05, deadline=10, max_retry_after=5)
 PATH = "/file.txt"
@@ -26,14 +25,6 @@ def server(tmp_path):
     (tmp_path / "file.txt").write_text("hello\n")
     with FaultyServer(tmp_path) as srv:
         yield srv
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(url: str) -> bytes:
