@@ -5,6 +5,9 @@ download and the image fetcher."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -127,3 +130,17 @@ def test_images_follow_the_same_rules_within_their_deadline(server):
         assert res.status == "connection_error" and res.attempts == 1
     finally:
         fetcher.close()
+
+
+def test_the_policy_lives_in_the_light_package_without_the_pipeline(tmp_path):
+    code = "import sys, acmmg.retry, acmmg.download; print('pipeline' in sys.modules)"
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"},
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr[-2000:]
