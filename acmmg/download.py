@@ -38,6 +38,7 @@ from typing import Any
 
 from acmmg.errors import DownloadError, UnsafeArchiveError
 from acmmg.layout import IMAGES_TAR, MANIFEST, check_slug, parse_manifest, select_files
+from acmmg.retry import RetryPolicy
 from acmmg.signing import MAX_SIGNATURE_BYTES, SIGNATURE, pinned_key, verify_manifest
 from acmmg.transport import open_source, with_retries
 
@@ -116,7 +117,7 @@ def download_category(
     workers: int = 8,
     progress: bool = False,
     storage_options: dict | None = None,
-    retries: int = 5,
+    retries: int | None = None,
     include: Iterable[str] | None = None,
     exclude: Iterable[str] | None = None,
     public_key: str | os.PathLike | None = None,
@@ -127,12 +128,14 @@ def download_category(
     ``public_key`` (or ``$ACMMG_PUBLIC_KEY``): a pinned Ed25519 public key (PEM path or text);
     the manifest's detached signature must then verify (``acmmg.signing``).
     Raises ``DownloadError`` (a ``UserError``) naming the file on a size or sha256 mismatch (the
-    bad bytes are deleted), when a file cannot be fetched after ``retries`` attempts, or when
+    bad bytes are deleted), when a file cannot be fetched within the retry policy
+    (``acmmg.retry``; ``retries``: tries after the first, else ``$ACMMG_FETCH_RETRIES``), or when
     the destination cannot be written (a full disk); ``ManifestError`` for a manifest that
     breaks the schema or does not match its version; ``UnsafeArchiveError`` for an
     images.tar that would escape the folder or expand past its size.
     """
     check_slug(slug)
+    policy = RetryPolicy.from_env(**({} if retries is None else {"attempts": 1 + retries}))
     src = open_source(str(source), storage_options)
     loc = src.locate(slug, version)
     if loc.manifest is None:
@@ -151,7 +154,7 @@ def download_category(
     try:
         out.mkdir(parents=True, exist_ok=True)
         with _lock(dest, slug):
-            _sync(loc, manifest, selected, out, workers, progress, retries)
+            _sync(loc, manifest, selected, out, workers, progress, policy)
     except OSError as e:  # a full disk, a read-only destination: one line, state kept clean
         raise DownloadError(f"cannot write {out}: {e.strerror or e}") from None
     return out
@@ -164,7 +167,7 @@ def _sync(
     out: Path,
     workers: int,
     progress: bool,
-    retries: int,
+    policy: RetryPolicy,
 ) -> None:
     raw = loc.manifest
     files: dict[str, dict] = manifest["files"]
@@ -191,7 +194,7 @@ def _sync(
         "%s: %d files, %d selected, %d to download", out.name, len(files), len(selected), len(todo)
     )
     if todo:
-        _fetch_all(loc, files, todo, out, workers, progress, retries)
+        _fetch_all(loc, files, todo, out, workers, progress, policy)
         present.update(dict.fromkeys(todo, True))
 
     if present.get(IMAGES_TAR):
@@ -216,7 +219,7 @@ def _fetch_all(
     out: Path,
     workers: int,
     progress: bool,
-    retries: int,
+    policy: RetryPolicy,
 ) -> None:
     src, folder = loc.source, loc.folder
     bar = None
@@ -244,11 +247,12 @@ def _fetch_all(
             else:
                 src.fetch(f"{folder}/{rel}", part, meta["size"], on_bytes)
 
-        def on_retry(attempt: int, e: BaseException) -> None:
-            log.warning("%s: attempt %d failed (%s); resuming", rel, attempt, e)
+        def held() -> int:
+            return part.stat().st_size if part.exists() else 0
 
         try:
-            with_retries(fetch, src.url(f"{folder}/{rel}"), retries, on_retry)
+            # Each retry resumes from the partial file; progress restarts the deadline.
+            with_retries(fetch, src.url(f"{folder}/{rel}"), policy, progress=held)
         except DownloadError as e:
             part.unlink(missing_ok=True)
             return f"{rel}: {e}"

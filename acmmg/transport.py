@@ -3,9 +3,10 @@
 Every source reads small files whole (``read``: bounded, ``None`` when absent) and appends a
 file's bytes to a partial file (``fetch``: resumed from what the partial holds, and never past
 the size the manifest declares, whatever the source sends). ``locate`` finds the folder of a
-category version. Transport failures are ``TransientError`` and are retried by
-``with_retries`` (the one retry policy of the loader); anything else is final. Messages are one
-line and name the URL.
+category version. Transport failures that ``acmmg.retry`` (the one retry policy of the loader
+and the pipeline) deems transient are ``TransientError`` and are retried by ``with_retries``;
+anything else (a refused connection, an unknown host, TLS, another 4xx) is final at once.
+Messages are one line and name the URL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +28,14 @@ from acmmg.layout import (
     VERSIONS,
     check_version,
 )
+from acmmg.retry import (
+    Retry,
+    RetryPolicy,
+    describe,
+    is_transient,
+    parse_retry_after,
+    transient_status,
+)
 
 CHUNK = 1 << 20
 STORAGE_OPTIONS_ENV = "ACMMG_STORAGE_OPTIONS"
@@ -35,7 +43,13 @@ HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 class TransientError(Exception):
-    """A failure worth retrying: a dropped connection, a timeout, HTTP 429 or 5xx."""
+    """A failure worth retrying (``acmmg.retry`` decided so, or a body cut short)."""
+
+    transient = True  # read by acmmg.retry.is_transient
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _reason(e: BaseException) -> str:
@@ -47,24 +61,23 @@ def _reason(e: BaseException) -> str:
 def with_retries(
     op: Callable[[], Any],
     url: str,
-    attempts: int = 5,
-    on_retry: Callable[[int, BaseException], None] | None = None,
-    base_delay: float = 0.2,
+    policy: RetryPolicy | None = None,
+    progress: Callable[[], int] | None = None,
 ) -> Any:
-    """``op()``, retried with exponential backoff on ``TransientError``.
+    """``op()`` under ``policy`` (default: ``RetryPolicy.from_env()``, the one set of rules).
 
-    After the last attempt: ``DownloadError`` naming ``url`` and the last reason, in one line.
+    A failure that is still transient after the last attempt becomes a ``DownloadError``
+    naming ``url``, the attempts and the last reason, in one line.
     """
-    for attempt in range(max(1, attempts)):
-        try:
-            return op()
-        except TransientError as e:
-            if attempt == attempts - 1:
-                raise DownloadError(f"{url}: {_reason(e)} (after {attempts} attempts)") from None
-            if on_retry is not None:
-                on_retry(attempt + 1, e)
-            time.sleep(min(2.0, base_delay * 2**attempt))
-    raise AssertionError("unreachable")
+    policy = policy or RetryPolicy.from_env()
+    record: list[Retry] = []
+    try:
+        return policy.call(op, what=url, record=record, progress=progress)
+    except TransientError as e:
+        tries = len(record) + 1
+        raise DownloadError(
+            f"{url}: {_reason(e)} (after {tries} attempt{'s' if tries > 1 else ''})"
+        ) from None
 
 
 def _append(read: Callable[[int], bytes], part: Path, have: int, size: int, on_bytes: Any) -> int:
@@ -119,16 +132,19 @@ class HttpSource:
             r = self._session().get(
                 self.url(rel), headers=headers, stream=True, timeout=self.timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise TransientError(_reason(e)) from e
         except requests.RequestException as e:
-            raise DownloadError(f"{self.url(rel)}: {_reason(e)}") from None
-        if r.status_code == 429 or r.status_code >= 500:
+            if is_transient(e):
+                raise TransientError(describe(e)) from e
+            raise DownloadError(f"{self.url(rel)}: {describe(e)}") from None
+        if r.status_code >= 500 or r.status_code == 429:
             r.close()
-            raise TransientError(f"HTTP {r.status_code} {r.reason}")
+            if not transient_status(r.status_code):
+                raise DownloadError(f"{self.url(rel)}: HTTP {r.status_code} {r.reason}")
+            wait = parse_retry_after(r.headers.get("Retry-After"))
+            raise TransientError(f"HTTP {r.status_code} {r.reason}", retry_after=wait)
         return r
 
-    def read(self, rel: str, limit: int, attempts: int = 3) -> bytes | None:
+    def read(self, rel: str, limit: int) -> bytes | None:
         def once() -> bytes | None:
             with self._get(rel) as r:
                 if r.status_code == 404:
@@ -147,7 +163,7 @@ class HttpSource:
                     raise TransientError(_reason(e)) from e
                 return bytes(data)
 
-        return with_retries(once, self.url(rel), attempts)
+        return with_retries(once, self.url(rel))
 
     def fetch(self, rel: str, part: Path, size: int, on_bytes: Any) -> None:
         have = part.stat().st_size if part.exists() else 0
@@ -207,7 +223,7 @@ class FsspecSource:
                 raise DownloadError(f"{self.url(rel)}: larger than {limit} bytes")
             return data
 
-        return with_retries(once, self.url(rel), 3)
+        return with_retries(once, self.url(rel))
 
     def fetch(self, rel: str, part: Path, size: int, on_bytes: Any) -> None:
         have = part.stat().st_size if part.exists() else 0

@@ -44,7 +44,7 @@ def _step_fn(stage_name: str, step_name: str, shard: int | None, work: str, valu
 
 def _stage_task(stage: Stage):
     """A stage as a task named for what it does; retried as a whole only where its
-    declaration says so (requests retry by themselves, pipeline.http)."""
+    declaration says so (requests retry by themselves, acmmg.retry)."""
     return task(
         _stage_fn,
         name=stage.title,

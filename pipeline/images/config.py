@@ -59,7 +59,9 @@ class ImageConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 15.0  # per socket read
     total_timeout: float = 60.0  # one attempt: connect, headers and body of every redirect hop
-    retries: int = 3  # extra attempts on timeouts, connection errors, 429 and 5xx
+    # Extra tries (acmmg.retry's rules: timeouts, resets, 429, 5xx), all within total_timeout;
+    # fewer than for a dump: a lost image costs one row, and a rerun tries it again.
+    retries: int = 2
     backoff_base: float = 0.5  # seconds; doubled per attempt, with jitter
     backoff_max: float = 30.0
     max_retry_after: float = 120.0  # a longer Retry-After gives up (a rerun tries again)

@@ -4,18 +4,18 @@ Time: ``connect_timeout`` per connect, ``read_timeout`` per socket read, and
 ``total_timeout`` for a whole attempt (every redirect hop: connect, TLS, headers and body),
 enforced by a watchdog that shuts the socket down (deadline.py).
 
-Retried (with exponential backoff and jitter, Retry-After respected): timeouts, connection
-errors, 429 and 5xx; but not an attempt that ran out of ``total_timeout`` (a server that
-slow would take the whole limit again; a rerun of the stage tries it again). Not retried:
-other 4xx, policy rejections, oversized or non-image bodies. Redirects are followed by hand
-so that every hop is checked against the policy.
+Retried by the one retry policy of every download (``acmmg.retry``: exponential backoff and
+jitter, Retry-After respected up to ``max_retry_after``), ``retries`` times at most:
+timeouts, connection resets, 429 and 5xx (501 excepted); but not an attempt that ran out of
+``total_timeout``, and no retry starts past it (the whole request, all tries, stays within
+it; a rerun of the stage tries again). Not retried: a refused connection, an unknown host,
+TLS failures, other 4xx, policy rejections, oversized or non-image bodies. Redirects are
+followed by hand so that every hop is checked against the address policy.
 """
 
 from __future__ import annotations
 
-import email.utils
 import http.cookiejar
-import random
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +23,9 @@ from urllib.parse import urljoin
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
+
+from acmmg.retry import Retry, RetryPolicy, parse_retry_after, transient_status
+from acmmg.retry import is_transient as retry_rules
 
 from .config import ImageConfig
 from .deadline import Watchdog
@@ -37,11 +40,18 @@ def is_transient(status: str, http_status: int | None) -> bool:
     """Whether a failed row is worth another try on a rerun (see fetch_images)."""
     if status in TRANSIENT_STATUSES:
         return True
-    return (
-        status == "http_error"
-        and http_status is not None
-        and (http_status == 429 or http_status >= 500)
-    )
+    return status == "http_error" and http_status is not None and transient_status(http_status)
+
+
+class _Retryable(Exception):
+    """A try that failed in a way the policy retries; carries its result."""
+
+    transient = True  # read by acmmg.retry.is_transient
+
+    def __init__(self, result: Fetched) -> None:
+        super().__init__(result.error or result.status)
+        self.result = result
+        self.retry_after = result.retry_after
 
 
 @dataclass
@@ -73,22 +83,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(root).__name__}: {text}"[:300]
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class Fetcher:
     """Downloads image bodies; one per process, shared by its threads."""
 
@@ -116,35 +110,49 @@ class Fetcher:
         s.mount("https://", adapter)
         self.session = s
         self.watchdog = Watchdog()
+        # The shared rules (acmmg.retry), with the image stage's own counts and waits.
+        self.retry_policy = RetryPolicy(
+            attempts=config.retries + 1,
+            backoff=config.backoff_base,
+            backoff_max=config.backoff_max,
+            deadline=config.total_timeout,
+            max_retry_after=config.max_retry_after,
+        )
 
     def close(self) -> None:
         self.session.close()
         self.watchdog.close()
 
     def fetch(self, url: str) -> Fetched:
+        """One image under the shared retry policy (``acmmg.retry``), all tries within
+        ``total_timeout``: each try gets what is left of it, and no retry starts past it."""
         cfg = self.config
-        attempt = 0
-        while True:
-            res = self._attempt(url)
-            res.attempts = attempt + 1
-            if res.final or not is_transient(res.status, res.http_status) or attempt >= cfg.retries:
-                return res
-            delay = min(cfg.backoff_max, cfg.backoff_base * (2**attempt))
-            delay = delay / 2 + random.uniform(0, delay / 2)  # jitter: spread synchronized retries
-            if res.retry_after is not None:
-                if res.retry_after > cfg.max_retry_after:
-                    res.error = f"{res.error}; Retry-After {res.retry_after:.0f}s too long"
-                    return res
-                delay = max(delay, res.retry_after)
-            time.sleep(delay)
-            attempt += 1
+        start = time.monotonic()
+        record: list[Retry] = []
 
-    def _attempt(self, url: str) -> Fetched:
-        cfg = self.config
-        with self.watchdog.limit(cfg.total_timeout) as dl:
+        def once() -> Fetched:
+            left = cfg.total_timeout - (time.monotonic() - start)
+            res = self._attempt(url, max(left, 0.001))
+            # final: a deadline run out, a refused connection, an unknown host (a rerun of
+            # the stage may try them again, see is_transient)
+            if not res.final and is_transient(res.status, res.http_status):
+                raise _Retryable(res)
+            return res
+
+        try:
+            res = self.retry_policy.call(once, what=url, record=record)
+        except _Retryable as e:
+            res = e.result
+            if res.retry_after is not None and res.retry_after > cfg.max_retry_after:
+                res.error = f"{res.error}; Retry-After {res.retry_after:.0f}s too long"
+        res.attempts = len(record) + 1
+        return res
+
+    def _attempt(self, url: str, limit: float) -> Fetched:
+        with self.watchdog.limit(limit) as dl:
             res = self._hops(url)
         if dl.expired:  # whatever the interrupted read made of it (EOF can look complete)
-            msg = f"request not finished within {cfg.total_timeout}s"
+            msg = f"request not finished within {self.config.total_timeout}s"
             return Fetched("timeout", msg, res.http_status, final=True)
         return res
 
@@ -172,7 +180,8 @@ class Fetcher:
             except requests.exceptions.SSLError as e:
                 return Fetched("ssl_error", describe(e))
             except requests.exceptions.ConnectionError as e:
-                return Fetched("connection_error", describe(e))
+                # Refused or unresolvable: the same answer now, so final in this run.
+                return Fetched("connection_error", describe(e), final=not retry_rules(e))
             except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as e:
                 return Fetched("bad_url", describe(e))
             except requests.exceptions.RequestException as e:

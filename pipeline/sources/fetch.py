@@ -2,7 +2,7 @@
 
 Remote files are streamed into a cache directory. An http(s) source may have mirrors, tried
 in turn (the registry's, see ``pipeline.categories.mirrors_for``); the URL that served the
-copy is part of its fingerprint. Downloads follow one retry policy (``pipeline.http``),
+copy is part of its fingerprint. Downloads follow the one retry policy (``acmmg.retry``),
 resume with a Range request after a dropped connection, and are checked before they are
 kept: the announced length, a checksum the server gives (Digest / Repr-Digest, Content-MD5,
 a sha256 or md5 ETag), and for a body whose end nothing announced (close-delimited), a
@@ -26,15 +26,9 @@ from urllib.parse import urlparse
 import requests
 import urllib3
 
+from acmmg.retry import IncompleteBody, RetryPolicy, check_status, describe
 from pipeline.errors import UserError
-from pipeline.http import (
-    IncompleteBody,
-    RetryPolicy,
-    alias,
-    check_status,
-    describe,
-    make_session,
-)
+from pipeline.http import alias, make_session
 from pipeline.io import read_json, sha256_memo, write_json
 from pipeline.progress import Progress
 from pipeline.sources.detect import last_line_complete
@@ -254,7 +248,9 @@ def _http_download(
             )
 
     try:
-        policy.call(attempt, what=url)
+        # A try that got further restarts the deadline's clock: a long dump that drops late
+        # is resumed (the attempts stay bounded).
+        policy.call(attempt, what=url, progress=lambda: part.stat().st_size if part.exists() else 0)
     except FetchError:
         raise
     except _TRANSFER_ERRORS as e:

@@ -8,7 +8,6 @@ import json
 import lzma
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,7 @@ from pipeline.cli import main as cli_main
 from pipeline.download import download_category
 from pipeline.publish.targets import publish_folder
 from tests.httpserver import FaultyServer
+from tests.image_server import closed_port
 from tests.publish_fixtures import build_category_folder, write_manifest
 
 SLUG = "demo"
@@ -237,20 +237,12 @@ def test_a_manifest_that_does_not_match_its_version_is_refused(published, tmp_pa
 # ----------------------------------------------------------------------------- transport
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_transport_errors_are_one_line_naming_the_url(published, tmp_path, capsys):
     server = published["server"]
     server.faults[f"/{SLUG}/LATEST"] = ["500"] * 10
     for source in (
         server.url,  # HTTP 500 every time
-        f"http://127.0.0.1:{_closed_port()}",  # connection refused
+        f"http://127.0.0.1:{closed_port()}",  # connection refused
         "http://acmmg-test.invalid",  # DNS
     ):
         rc = cli_main(["download", SLUG, "--from", source, "--to", str(tmp_path / "dl")])
