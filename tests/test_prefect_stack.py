@@ -199,9 +199,7 @@ def test_an_interval_schedule_that_comes_due_runs_and_publishes(server, tmp_path
         assert src["served_by"] == src["uri"] and src["uri"].endswith("/Demo.jsonl.gz")
         # A run a person can read: its name, its tasks named for what they do, artifacts.
         assert re.fullmatch(r"demo-\d{8}-\d{4}", run["name"]), run["name"]
-        tasks = server.api(
-            "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}}
-        )
+        tasks = server.api("POST", "/task_runs/filter", flow_runs={"id": {"any_": [run["id"]]}})
         names = {t["name"].rsplit("-", 1)[0] for t in tasks}
         assert {"fetch sources", "graph", "embed (CLIP)", "publish"} <= names, names
         arts = server.api("POST", "/artifacts/filter", flow_runs={"id": {"any_": [run["id"]]}})
