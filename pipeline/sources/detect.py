@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -33,41 +34,69 @@ def open_text_head(path: Path, nbytes: int = HEAD_BYTES) -> bytes:
         return f.read(nbytes)
 
 
+BOM = b"\xef\xbb\xbf"
+SAMPLE_BYTES = 64 << 20  # detection reads at most this much to find whole records
+
+
+def _parse_head(raw: bytes) -> object:
+    """One JSON text; ValueError when it is not (RecursionError included: a line of 100,000
+    ``[`` must be a bad line, not a traceback)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError as e:
+        raise ValueError("nested too deeply") from e
+
+
+def _is_array(head: bytes) -> bool:
+    """A JSON array of objects starts ``[`` then ``{`` or ``]``; a JSON-lines file whose first
+    line is an array (or ``[[[[...``) is not one."""
+    return head[:1] == b"[" and head[1:].lstrip()[:1] in (b"{", b"]", b"")
+
+
+def _sample_lines(path: Path, budget: int = SAMPLE_BYTES):
+    """(line number, bytes) of the whole lines at the head of a (possibly gzip) file, reading at
+    most ``budget`` bytes. A line longer than MAX_LINE is yielded as None (ingest rejects it
+    too) and skipped without holding it, so one huge first line does not hide the rest."""
+    opener = gzip.open if _is_gzip(path) else open
+    read = 0
+    try:
+        with opener(path, "rb") as f:
+            lineno = 0
+            while read < budget:
+                raw = f.readline(MAX_LINE + 1)
+                if not raw:
+                    return
+                lineno += 1
+                read += len(raw)
+                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                    while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                        read += len(rest)
+                    read += len(rest)
+                    yield lineno, None
+                    continue
+                if not raw.endswith(b"\n") and read >= budget:
+                    return  # cut by the budget, not by the file
+                yield lineno, (raw[len(BOM) :] if lineno == 1 and raw.startswith(BOM) else raw)
+    except (EOFError, OSError, zlib.error):
+        return  # truncated gzip: the full read reports the exact place
+
+
 def head_records(path: Path, limit: int = 20) -> tuple[list[dict], str]:
     """Up to ``limit`` JSON objects from the head of a JSON-lines or JSON-array file, and the
     layout ("lines" or "array"). Raises FormatError naming the file and line when the head is
     not JSON at all."""
     head = open_text_head(path)
-    stripped = head.lstrip()
-    if stripped.startswith(b"["):
-        # One JSON array: decode the first elements with a raw decoder.
-        text = stripped[1:].decode("utf-8", errors="replace")
-        dec = json.JSONDecoder()
-        out, pos = [], 0
-        while len(out) < limit:
-            while pos < len(text) and text[pos] in " \r\n\t,":
-                pos += 1
-            if pos >= len(text) or text[pos] == "]":
-                break
-            try:
-                obj, pos = dec.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                if out:
-                    break  # the head cut an element in half
-                raise FormatError(f"{path}: not a JSON array of objects (byte {e.pos + 1})") from e
-            out.append(obj)
-        return out, "array"
-    lines = head.split(b"\n")
-    if len(head) == HEAD_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # last line may be cut by the head limit
+    stripped = head.removeprefix(BOM).lstrip()
+    if _is_array(stripped):
+        return _head_array(path, limit), "array"
     out: list[dict] = []
     first_bad: tuple[int, bytes] | None = None
-    for lineno, raw in enumerate(lines, 1):
-        if not raw.strip():
+    for lineno, raw in _sample_lines(path):
+        if raw is None or not raw.strip():
             continue
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            obj = _parse_head(raw)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             first_bad = first_bad or (lineno, raw)
             continue
         if isinstance(obj, dict):
@@ -79,6 +108,45 @@ def head_records(path: Path, limit: int = 20) -> tuple[list[dict], str]:
         preview = raw[:60].decode("utf-8", errors="replace")
         raise FormatError(f"{path}: not JSON lines: line {lineno} is not JSON ({preview!r})")
     return out, "lines"
+
+
+def _head_array(path: Path, limit: int) -> list[dict]:
+    """The first elements of one JSON array, from a head grown until one element is whole
+    (up to MAX_LINE, the size ingest accepts for one object)."""
+    nbytes = HEAD_BYTES
+    while True:
+        head = open_text_head(path, nbytes)
+        full = len(head) == nbytes
+        text = head.removeprefix(BOM).lstrip()[1:].decode("utf-8", errors="replace")
+        dec = json.JSONDecoder()
+        out, pos = [], 0
+        try:
+            while len(out) < limit:
+                while pos < len(text) and text[pos] in " \r\n\t,":
+                    pos += 1
+                if pos >= len(text) or text[pos] == "]":
+                    break
+                try:
+                    obj, pos = dec.raw_decode(text, pos)
+                except json.JSONDecodeError as e:
+                    if out:
+                        break  # the head cut an element in half
+                    if full and nbytes < MAX_LINE:
+                        raise _GrowHead from e
+                    raise FormatError(
+                        f"{path}: not a JSON array of objects (byte {e.pos + 1})"
+                    ) from e
+                except RecursionError as e:
+                    raise FormatError(f"{path}: not a JSON array: nested too deeply") from e
+                out.append(obj)
+        except _GrowHead:
+            nbytes = min(nbytes * 8, MAX_LINE + 1)
+            continue
+        return out
+
+
+class _GrowHead(Exception):
+    pass
 
 
 def detect_format(path: Path) -> str:
@@ -129,14 +197,22 @@ def gzip_truncation_offset(path: Path) -> tuple[int, int]:
 MAX_LINE = 16 << 20  # ingest's max_line_size: a longer last line is rejected there anyway
 
 
-def last_line_complete(path: Path, chunk: int = 1 << 20) -> bool:
+def read_tail(path: Path, chunk: int = 1 << 20) -> bytes | None:
+    """The end of a (possibly gzip) text file: its last line (up to MAX_LINE bytes) and the
+    newline before; None when a gzip stream stops before its trailer. A gzip file is read to
+    its end (its trailer is the only proof it is whole); a plain file only at its tail."""
+    path = Path(path)
+    return _gzip_tail(path, chunk) if _is_gzip(path) else _file_tail(path)
+
+
+def last_line_complete(path: Path, chunk: int = 1 << 20, tail: bytes | None = None) -> bool:
     """Whether a (possibly gzip) text file ends on a whole record: a gzip stream that reaches
     its trailer, and whose text ends with a newline, closes a JSON array, or has a last line
-    that parses as JSON. False means the file looks cut off. A gzip file is read to its end
-    (its trailer is the only proof it is whole); a plain file only at its tail."""
+    that parses as JSON. False means the file looks cut off. ``tail``: read_tail's answer,
+    when the caller has it already."""
     path = Path(path)
-    head = open_text_head(path, 4096).lstrip()
-    tail = _gzip_tail(path, chunk) if _is_gzip(path) else _file_tail(path)
+    head = open_text_head(path, 4096).removeprefix(BOM).lstrip()
+    tail = read_tail(path, chunk) if tail is None else tail
     if tail is None:
         return False  # the gzip stream stops before its trailer
     if not tail.strip() or tail.endswith(b"\n"):
@@ -144,8 +220,8 @@ def last_line_complete(path: Path, chunk: int = 1 << 20) -> bool:
     if head[:1] == b"[" and tail.rstrip().endswith(b"]"):
         return True
     try:
-        json.loads(tail.rsplit(b"\n", 1)[-1])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        _parse_head(tail.rsplit(b"\n", 1)[-1])
+    except ValueError:
         return False
     return True
 
@@ -186,3 +262,32 @@ def _gzip_tail(path: Path, chunk: int) -> bytes | None:
     except zlib.error:
         return None
     return tail if d.eof else None
+
+
+def bare_cr_count(path: Path, chunk: int = 1 << 20) -> int:
+    """How many ``\\r`` not followed by ``\\n`` a (possibly gzip) file holds, 0 when it has no
+    ``\\n`` at all (then ``\\r`` is its line end). DuckDB's line reader ends a line at every
+    ``\\r``, but in a ``\\n``-terminated JSON file a bare one can only be whitespace."""
+    opener = gzip.open if _is_gzip(path) else open
+    n, newline, prev_cr = 0, False, False
+    with opener(path, "rb") as f:
+        while block := f.read(chunk):
+            newline = newline or b"\n" in block
+            if prev_cr and not block.startswith(b"\n"):
+                n += 1
+            n += block.count(b"\r") - block.count(b"\r\n") - block.endswith(b"\r")
+            prev_cr = block.endswith(b"\r")
+    return (n + prev_cr) if newline else 0
+
+
+def copy_bare_cr_as_space(path: Path, out: Path, chunk: int = 1 << 20) -> None:
+    """A plain copy of a (possibly gzip) file with each bare ``\\r`` turned into a space."""
+    opener = gzip.open if _is_gzip(path) else open
+    carry = b""
+    with opener(path, "rb") as f, open(out, "wb") as w:
+        while block := f.read(chunk):
+            block = carry + block
+            carry = b"\r" if block.endswith(b"\r") else b""
+            block = block[: len(block) - len(carry)]
+            w.write(re.sub(rb"\r(?!\n)", b" ", block))
+        w.write(b" " if carry else b"")
