@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 import zlib
+from collections import Counter
 from pathlib import Path
 
 FORMATS = ("2023", "2018", "csv", "parquet")
@@ -159,7 +160,19 @@ def detect_format(path: Path) -> str:
     records, _ = head_records(path)
     if not records:
         raise FormatError(f"{path}: empty, or no JSON object found in its head")
+    # Each head record votes for its own format, the majority wins (2023 on a tie): in a mixed
+    # file the minority's lines are then rejected as `other_format` by ingest.
+    votes = Counter(f for r in records if (f := _keys_format(set(r))))
     keys = set().union(*(r.keys() for r in records))
+    fmt = max(votes, key=lambda f: (votes[f], f == "2023")) if votes else _keys_format(keys)
+    if fmt is None:
+        raise FormatError(
+            f"{path}: JSON, but not an Amazon review or metadata dump (keys: {sorted(keys)[:12]})"
+        )
+    return fmt
+
+
+def _keys_format(keys: set[str]) -> str | None:
     if keys & {"parent_asin", "user_id", "main_category", "verified_purchase", "helpful_vote"}:
         return "2023"
     if keys & {
@@ -173,9 +186,7 @@ def detect_format(path: Path) -> str:
         return "2018"
     if "asin" in keys and keys & {"title", "category", "description"}:
         return "2018"
-    raise FormatError(
-        f"{path}: JSON, but not an Amazon review or metadata dump (keys: {sorted(keys)[:12]})"
-    )
+    return None
 
 
 def gzip_truncation_offset(path: Path) -> tuple[int, int]:
