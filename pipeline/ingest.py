@@ -148,10 +148,13 @@ def _explain_read_error(src: Source, e: duckdb.Error, out: Path) -> IngestError:
     msg = str(e)
     if full := _no_space(e, out):
         return full
-    if "maximum_object_size" in msg or "maximum object size" in msg.lower():
+    if "unexpected end of data" in msg and not last_line_complete(src.path):
         return IngestError(
-            f"{src.uri}: a JSON array element is over {MAX_LINE} bytes (the bound on one record)"
+            f"{src.uri}: looks truncated: the JSON array breaks off before its end "
+            f"({msg.splitlines()[0]})"
         )
+    if "maximum_object_size" in msg:
+        return IngestError(f"{src.uri}: a JSON record is over {MAX_LINE} bytes: {msg}")
     if "gzip" in msg.lower() or "GZIP" in msg:
         try:
             read, produced = gzip_truncation_offset(src.path)
@@ -255,7 +258,7 @@ def _stage_all(
         c, s = _collect_rejects(con, src, out, fmt, tag)
         if fmt in ("2023", "2018") and c.get("bad_json") and bare_cr_count(src.path):
             c, s = _restage_bare_cr(con, src, fmt, kind, out, tag, stage_dir, notes)
-        if fmt in ("2023", "2018", "csv"):
+        if fmt in ("2023", "2018"):  # a CSV line has no syntax to tell it is whole
             _note_truncation(src, c, s, notes)
         good, repaired = _good_rows(con, out)
         if repaired:

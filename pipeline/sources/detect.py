@@ -134,6 +134,11 @@ def _head_array(path: Path, limit: int) -> list[dict]:
                         break  # the head cut an element in half
                     if full and nbytes < MAX_LINE:
                         raise _GrowHead from e
+                    if full:
+                        raise FormatError(
+                            f"{path}: the first JSON array element is over {MAX_LINE} bytes "
+                            "(the bound on one record)"
+                        ) from e
                     raise FormatError(
                         f"{path}: not a JSON array of objects (byte {e.pos + 1})"
                     ) from e

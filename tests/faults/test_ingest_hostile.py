@@ -245,3 +245,21 @@ def test_full_output_disk_is_no_space_left_not_input_cannot_be_read(tmp_path):
     assert len(errors) == 1, r.stderr[-3000:]
     assert "no space left writing" in errors[0] and f"{mnt}/work" in errors[0], errors[0]
     assert "cannot be read" not in errors[0]
+
+
+def test_json_array_elements_large_and_over_the_bound(tmp_path):
+    small = [json.dumps(review(f"U{i}")) for i in range(5)]
+    big = json.dumps(review("UB", text="y" * 300_000))  # the first element over 256 KB: read
+    arr = write(tmp_path / "a.json", ("[" + ",".join([big, *small]) + "]").encode())
+    assert ingest_dumps([str(arr)], None, tmp_path / "w")["reviews_kept"] == 6
+    huge = json.dumps(review("UH", text="y" * (17 << 20)))
+    cut = write(tmp_path / "h.json", ("[" + ",".join([huge, *small]) + "]").encode())
+    with pytest.raises(IngestError, match=r"h\.json: the first JSON array element is over"):
+        ingest_dumps([str(cut)], None, tmp_path / "w2")
+
+
+def test_a_cut_json_array_is_refused_as_truncated(tmp_path):
+    whole = "[" + ",".join(good_lines()) + "]"
+    f = write(tmp_path / "cut.json", whole[:-20].encode())
+    with pytest.raises(IngestError, match=r"cut\.json: looks truncated: the JSON array breaks off"):
+        ingest_dumps([str(f)], None, tmp_path / "w")
