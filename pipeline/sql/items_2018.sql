@@ -1,20 +1,20 @@
 -- Canonical items from Amazon 2018 metadata (view `lines`: JSON lines, or the elements of
 -- one JSON array). High-resolution image first; `category` is the taxonomy path.
 WITH docs AS (
-    SELECT line, json_doc(line) AS doc
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
 ), parsed AS (
     SELECT
-        line, doc, doc <> line AS repaired,
-        CASE WHEN json_valid(doc) AND json_type(doc) = 'OBJECT' THEN json_transform(doc, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "asin": "JSON", "title": "JSON", "description": "JSON", "feature": "JSON",
             "category": "JSON", "main_cat": "JSON", "brand": "JSON",
             "imageURLHighRes": "JSON", "imageURL": "JSON"}') END AS r
     FROM docs
 ), typed AS (
     SELECT
-        line, doc, repaired, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         r.asin ->> '$' AS asin,
         r.title ->> '$' AS title,
         CASE json_type(r.description)
@@ -41,7 +41,7 @@ WITH docs AS (
         main_category,
         nullif(coalesce(hi, lo), '') AS image_url,
         store,
-        item_reject_reason(r, doc, asin) AS reject_reason,
+        item_reject_reason(r, keys, asin) AS reject_reason,
         line, repaired
     FROM typed
 )

@@ -1,20 +1,20 @@
 -- Canonical items from Amazon Reviews 2023 metadata lines (view `lines`). The best image is
 -- the MAIN one if any, else the first; hi_res preferred over large.
 WITH docs AS (
-    SELECT line, json_doc(line) AS doc
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
 ), parsed AS (
     SELECT
-        line, doc, doc <> line AS repaired,
-        CASE WHEN json_valid(doc) AND json_type(doc) = 'OBJECT' THEN json_transform(doc, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "parent_asin": "JSON", "asin": "JSON", "title": "JSON", "description": "JSON",
             "features": "JSON", "categories": "JSON", "main_category": "JSON", "store": "JSON",
             "images": [{"hi_res": "VARCHAR", "large": "VARCHAR", "variant": "VARCHAR"}]}') END AS r
     FROM docs
 ), typed AS (
     SELECT
-        line, doc, repaired, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         coalesce(r.parent_asin ->> '$', r.asin ->> '$') AS asin,
         r.title ->> '$' AS title,
         CASE json_type(r.description)
@@ -41,7 +41,7 @@ WITH docs AS (
         main_category,
         nullif(coalesce(img.hi_res, img.large), '') AS image_url,
         store,
-        item_reject_reason(r, doc, asin) AS reject_reason,
+        item_reject_reason(r, keys, asin) AS reject_reason,
         line, repaired
     FROM typed
 )

@@ -2,20 +2,20 @@
 -- (ingest_macros.sql); `vote` is a string with thousands separators ("1,234"),
 -- `unixReviewTime` is in seconds. `user_id` is read only to tell a 2023 line apart.
 WITH docs AS (
-    SELECT line, json_doc(line) AS doc
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
 ), parsed AS (
     SELECT
-        line, doc, doc <> line AS repaired,
-        CASE WHEN json_valid(doc) AND json_type(doc) = 'OBJECT' THEN json_transform(doc, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "reviewerID": "JSON", "asin": "JSON", "overall": "JSON", "unixReviewTime": "JSON",
             "verified": "JSON", "vote": "JSON", "summary": "JSON", "reviewText": "JSON",
             "user_id": "JSON"}') END AS r
     FROM docs
 ), typed AS (
     SELECT
-        line, doc, repaired, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         r.reviewerID ->> '$' AS user_id,
         r.asin ->> '$' AS asin,
         TRY_CAST(r.overall AS DOUBLE) AS rating,
@@ -27,7 +27,7 @@ WITH docs AS (
     FROM parsed
 ), checked AS (
     SELECT *, review_reject_reason(
-        r, doc, r.reviewerID, r.asin, r.overall, r.unixReviewTime,
+        r, keys, r.reviewerID, r.asin, r.overall, r.unixReviewTime,
         r.user_id, user_id, asin, rating, ts) AS reject_reason
     FROM typed
 )

@@ -3,20 +3,20 @@
 -- so that a bad line is rejected with a reason (ingest_macros.sql) instead of failing the
 -- whole file. `reviewerID` is read only to tell a 2018 line apart (`other_format`).
 WITH docs AS (
-    SELECT line, json_doc(line) AS doc
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
 ), parsed AS (
     SELECT
-        line, doc, doc <> line AS repaired,
-        CASE WHEN json_valid(doc) AND json_type(doc) = 'OBJECT' THEN json_transform(doc, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "user_id": "JSON", "parent_asin": "JSON", "asin": "JSON", "rating": "JSON",
             "timestamp": "JSON", "verified_purchase": "JSON", "helpful_vote": "JSON",
             "title": "JSON", "text": "JSON", "reviewerID": "JSON"}') END AS r
     FROM docs
 ), typed AS (
     SELECT
-        line, doc, repaired, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         r.user_id ->> '$' AS user_id,
         coalesce(r.parent_asin ->> '$', r.asin ->> '$') AS asin,
         TRY_CAST(r.rating AS DOUBLE) AS rating,
@@ -28,7 +28,7 @@ WITH docs AS (
     FROM parsed
 ), checked AS (
     SELECT *, review_reject_reason(
-        r, doc, r.user_id, coalesce(r.parent_asin, r.asin), r.rating, r.timestamp,
+        r, keys, r.user_id, coalesce(r.parent_asin, r.asin), r.rating, r.timestamp,
         r.reviewerID, user_id, asin, rating, ts) AS reject_reason
     FROM typed
 )
