@@ -46,6 +46,9 @@ from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
+# DuckDB's memory cap unless --memory-limit / ACMMG_DUCKDB_MEMORY say otherwise (as the graph
+# and relations stages): past it the window over the texts spills under WORK/.duckdb_tmp.
+DEFAULT_MEMORY_LIMIT = "2GB"
 LINE_DELIM = "\x1f"  # never appears unescaped in valid JSON, so a line stays one column
 REJECT_SAMPLE_PER_REASON = 20
 
@@ -148,6 +151,11 @@ def _explain_read_error(src: Source, e: duckdb.Error, out: Path) -> IngestError:
     msg = str(e)
     if full := _no_space(e, out):
         return full
+    if "Out of Memory" in msg:
+        return IngestError(
+            f"{src.uri}: out of memory while reading it ({msg.splitlines()[0]}); "
+            "raise --memory-limit / ACMMG_DUCKDB_MEMORY"
+        )
     if "unexpected end of data" in msg and not last_line_complete(src.path):
         return IngestError(
             f"{src.uri}: looks truncated: the JSON array breaks off before its end "
@@ -352,7 +360,7 @@ def ingest_items(
     image stage on a graph built without metadata. Returns its path."""
     work = Path(work)
     sources = [fetch(uri, cache_dir) for uri in meta]
-    _ingest_items(sources, work, fmt, open_db(work))
+    _ingest_items(sources, work, fmt, open_db(work, None, DEFAULT_MEMORY_LIMIT))
     return work / workdir.ITEMS
 
 
@@ -416,12 +424,17 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     if not listed["reviews"]:
         raise UserError(f"{work / workdir.SOURCES} lists no review dump")
     (work / workdir.REJECTS).unlink(missing_ok=True)
-    con = open_db(work, res)
+    con = open_db(work, res, DEFAULT_MEMORY_LIMIT)
     try:
         return _ingest(con, work, listed, p)
-    except duckdb.Error as e:  # a full spill directory, or the disk under a table
+    except duckdb.Error as e:  # a full spill directory, the disk under a table, no memory
         if full := _no_space(e, work / workdir.DUCKDB_TMP):
             raise full from e
+        if "Out of Memory" in str(e):
+            raise IngestError(
+                f"out of memory ingesting into {work} ({str(e).splitlines()[0]}); "
+                "raise --memory-limit / ACMMG_DUCKDB_MEMORY"
+            ) from e
         raise
     finally:
         con.close()

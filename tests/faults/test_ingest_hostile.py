@@ -263,3 +263,12 @@ def test_a_cut_json_array_is_refused_as_truncated(tmp_path):
     f = write(tmp_path / "cut.json", whole[:-20].encode())
     with pytest.raises(IngestError, match=r"cut\.json: looks truncated: the JSON array breaks off"):
         ingest_dumps([str(f)], None, tmp_path / "w")
+
+
+def test_memory_limit_too_small_is_one_line_not_input_cannot_be_read(tmp_path, monkeypatch):
+    # DuckDB's line reader takes a buffer the size of a small file whole: 4 MB is too little.
+    monkeypatch.setenv("ACMMG_DUCKDB_MEMORY", "4MB")
+    lines = [json.dumps(review(f"U{i}", text="y" * 500)) for i in range(10_000)]
+    f = write(tmp_path / "r.jsonl", lines_bytes(lines))
+    with pytest.raises(IngestError, match=r"r\.jsonl: out of memory .*ACMMG_DUCKDB_MEMORY"):
+        ingest_dumps([str(f)], None, tmp_path / "w")
