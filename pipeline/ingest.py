@@ -32,13 +32,12 @@ from pipeline.sources.detect import (
     FORMATS,
     MAX_LINE,
     FormatError,
-    bare_cr_count,
     copy_bare_cr_as_space,
     detect_format,
     gzip_truncation_offset,
     head_records,
     last_line_complete,
-    read_tail,
+    scan_end,
 )
 from pipeline.sources.fetch import Source, fetch
 from pipeline.sources.stage import load_sources
@@ -68,8 +67,8 @@ class IngestParams:
 
 
 def _lines_view(con: duckdb.DuckDBPyConnection, path: Path, layout: str, tag: str) -> None:
-    # One bound for both layouts (MAX_LINE, 16 MB): a longer line or array element is a
-    # counted `oversize_line` (lines) or a one-line error (array), never a silent cut.
+    # One bound on a record, MAX_LINE (16 MB), set explicitly: a longer line is a counted
+    # `oversize_line`; an array whose first element is longer is refused by detection.
     qpath = quote_literal(str(path))
     if layout == "array":
         con.execute(
@@ -264,10 +263,13 @@ def _stage_all(
         tag = f"{kind}_{i}"
         _stage_file(con, src, fmt, kind, out, tag)
         c, s = _collect_rejects(con, src, out, fmt, tag)
-        if fmt in ("2023", "2018") and c.get("bad_json") and bare_cr_count(src.path):
-            c, s = _restage_bare_cr(con, src, fmt, kind, out, tag, stage_dir, notes)
-        if fmt in ("2023", "2018"):  # a CSV line has no syntax to tell it is whole
-            _note_truncation(src, c, s, notes)
+        # Only a JSON file with rejected lines is read again (once: its end, its bare CRs);
+        # a CSV line has no syntax to tell it is whole.
+        if fmt in ("2023", "2018") and (c.get("bad_json") or c.get("encoding")):
+            tail, bare_cr = scan_end(src.path)
+            if bare_cr and c.get("bad_json"):
+                c, s = _restage_bare_cr(con, src, fmt, kind, out, tag, stage_dir, notes)
+            _note_truncation(src, tail, c, s, notes)
         good, repaired = _good_rows(con, out)
         if repaired:
             notes["lone_surrogates_replaced"] = notes.get("lone_surrogates_replaced", 0) + repaired
@@ -317,14 +319,14 @@ def _restage_bare_cr(
     return _collect_rejects(con, src, out, fmt, tag)
 
 
-def _note_truncation(src: Source, counts: dict[str, int], sample: list[dict], notes: dict) -> None:
-    """A file whose last line is cut and does not parse: that line is counted as
-    ``truncated_last_line`` (not ``bad_json``) and the stats name the file. Only looked at
-    when some line was rejected, so a clean file is never read twice."""
+def _note_truncation(
+    src: Source, tail: bytes | None, counts: dict[str, int], sample: list[dict], notes: dict
+) -> None:
+    """A file whose last line (in ``tail``) is cut and does not parse: that line is counted as
+    ``truncated_last_line`` (not ``bad_json``) and the stats name the file."""
     cut_reason = next((r for r in ("bad_json", "encoding") if counts.get(r)), None)
     if cut_reason is None:
         return
-    tail = read_tail(src.path)
     if tail is not None and last_line_complete(src.path, tail=tail):
         return
     counts[cut_reason] -= 1

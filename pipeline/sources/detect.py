@@ -260,8 +260,9 @@ def _file_tail(path: Path) -> bytes:
     return tail
 
 
-def _gzip_tail(path: Path, chunk: int) -> bytes | None:
-    """The end of a gzip file's text as _file_tail, or None when the stream is cut short."""
+def _gzip_tail(path: Path, chunk: int, cr: _BareCr | None = None) -> bytes | None:
+    """The end of a gzip file's text as _file_tail, or None when the stream is cut short;
+    ``cr`` sees every decompressed block on the way (one pass for both answers)."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     tail = b""
     try:
@@ -272,6 +273,8 @@ def _gzip_tail(path: Path, chunk: int) -> bytes | None:
                     rest = d.unused_data
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                     out += d.decompress(rest)
+                if cr is not None:
+                    cr.feed(out)
                 tail += out
                 cut = tail.rfind(b"\n", 0, len(tail) - 1)
                 tail = tail[cut:] if cut > 0 else tail[-MAX_LINE:]
@@ -280,20 +283,40 @@ def _gzip_tail(path: Path, chunk: int) -> bytes | None:
     return tail if d.eof else None
 
 
-def bare_cr_count(path: Path, chunk: int = 1 << 20) -> int:
-    """How many ``\\r`` not followed by ``\\n`` a (possibly gzip) file holds, 0 when it has no
-    ``\\n`` at all (then ``\\r`` is its line end). DuckDB's line reader ends a line at every
-    ``\\r``, but in a ``\\n``-terminated JSON file a bare one can only be whitespace."""
-    opener = gzip.open if _is_gzip(path) else open
-    n, newline, prev_cr = 0, False, False
-    with opener(path, "rb") as f:
+class _BareCr:
+    """Counts ``\r`` not followed by ``\n`` over a stream of blocks, and whether any ``\n``
+    was seen."""
+
+    def __init__(self) -> None:
+        self.n, self.newline, self.prev_cr = 0, False, False
+
+    def feed(self, block: bytes) -> None:
+        if not block:
+            return
+        self.newline = self.newline or b"\n" in block
+        if self.prev_cr and not block.startswith(b"\n"):
+            self.n += 1
+        self.n += block.count(b"\r") - block.count(b"\r\n") - block.endswith(b"\r")
+        self.prev_cr = block.endswith(b"\r")
+
+    def count(self) -> int:
+        """0 when the text has no ``\n`` at all (then ``\r`` is its line end)."""
+        return (self.n + self.prev_cr) if self.newline else 0
+
+
+def scan_end(path: Path, chunk: int = 1 << 20) -> tuple[bytes | None, int]:
+    """(read_tail's answer, how many ``\r`` not followed by ``\n`` the text holds) with one
+    read of the file (for a gzip file, one decompression to its end). The count is 0 when the
+    text has no ``\n`` at all: DuckDB's line reader ends a line at every ``\r``, but in a
+    ``\n``-terminated JSON file a bare one can only be whitespace."""
+    path = Path(path)
+    cr = _BareCr()
+    if _is_gzip(path):
+        return _gzip_tail(path, chunk, cr), cr.count()
+    with open(path, "rb") as f:
         while block := f.read(chunk):
-            newline = newline or b"\n" in block
-            if prev_cr and not block.startswith(b"\n"):
-                n += 1
-            n += block.count(b"\r") - block.count(b"\r\n") - block.endswith(b"\r")
-            prev_cr = block.endswith(b"\r")
-    return (n + prev_cr) if newline else 0
+            cr.feed(block)
+    return _file_tail(path), cr.count()
 
 
 def copy_bare_cr_as_space(path: Path, out: Path, chunk: int = 1 << 20) -> None:
