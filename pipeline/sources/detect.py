@@ -70,9 +70,10 @@ def _sample_lines(path: Path, budget: int = SAMPLE_BYTES):
                 lineno += 1
                 read += len(raw)
                 if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-                    while (rest := f.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    while read < budget and (rest := f.readline(1 << 20)):
                         read += len(rest)
-                    read += len(rest)
+                        if rest.endswith(b"\n"):
+                            break
                     yield lineno, None
                     continue
                 if not raw.endswith(b"\n") and read >= budget:
