@@ -20,7 +20,7 @@ import duckdb
 import polars as pl
 
 from pipeline import workdir
-from pipeline.db import count, open_db
+from pipeline.db import connect, count, open_db
 from pipeline.errors import UserError
 from pipeline.io import atomic_path
 from pipeline.params import param
@@ -91,7 +91,7 @@ def k_core(edges: pl.DataFrame, k: int) -> pl.DataFrame:
 
     Pure: the input is not modified; the output keeps the input's row order.
     """
-    con = duckdb.connect()
+    con = connect()  # pipeline.db: ACMMG_DUCKDB_MEMORY / _TEMP apply here too
     indexed = edges.with_row_index("_row")
     con.register("edges_in", indexed.to_arrow())
     con.execute(

@@ -11,8 +11,11 @@ line is counted by reason and a sample lands in ``rejects.jsonl``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +30,24 @@ from pipeline.params import param
 from pipeline.resources import Resources
 from pipeline.sources.detect import (
     FORMATS,
+    MAX_LINE,
     FormatError,
+    copy_bare_cr_as_space,
     detect_format,
     gzip_truncation_offset,
     head_records,
+    last_line_complete,
+    scan_end,
 )
 from pipeline.sources.fetch import Source, fetch
 from pipeline.sources.stage import load_sources
-from pipeline.sql import load_sql, quote_literal
+from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
+# DuckDB's memory cap unless --memory-limit / ACMMG_DUCKDB_MEMORY say otherwise (as the graph
+# and relations stages): past it the window over the texts spills under WORK/.duckdb_tmp.
+DEFAULT_MEMORY_LIMIT = "2GB"
 LINE_DELIM = "\x1f"  # never appears unescaped in valid JSON, so a line stays one column
 REJECT_SAMPLE_PER_REASON = 20
 
@@ -56,19 +66,21 @@ class IngestParams:
     verified_only: bool = param(False, "use verified purchases only")
 
 
-def _lines_view(con: duckdb.DuckDBPyConnection, src: Source, layout: str, tag: str) -> None:
-    path = quote_literal(str(src.path))
+def _lines_view(con: duckdb.DuckDBPyConnection, path: Path, layout: str, tag: str) -> None:
+    # One bound on a record, MAX_LINE (16 MB), set explicitly: a longer line is a counted
+    # `oversize_line`; an array whose first element is longer is refused by detection.
+    qpath = quote_literal(str(path))
     if layout == "array":
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW lines AS SELECT json::VARCHAR AS line "
-            f"FROM read_json_objects({path}, format = 'array')"
+            f"FROM read_json_objects({qpath}, format = 'array', maximum_object_size = {MAX_LINE})"
         )
         return
     con.execute(
-        f"""CREATE OR REPLACE TEMP VIEW lines AS SELECT line FROM read_csv({path},
+        f"""CREATE OR REPLACE TEMP VIEW lines AS SELECT line FROM read_csv({qpath},
             columns = {{'line': 'VARCHAR'}}, delim = {quote_literal(LINE_DELIM)}, quote = '',
             escape = '', header = false, auto_detect = false, new_line = '\\n',
-            max_line_size = 16777216, strict_mode = false,
+            max_line_size = {MAX_LINE}, strict_mode = false,
             store_rejects = true, rejects_table = 'rej_{tag}', rejects_scan = 'scan_{tag}')"""
     )
 
@@ -84,9 +96,16 @@ def _csv_view(con: duckdb.DuckDBPyConnection, src: Source, tag: str) -> None:
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection, src: Source, fmt: str, kind: str, out: Path, tag: str
+    con: duckdb.DuckDBPyConnection,
+    src: Source,
+    fmt: str,
+    kind: str,
+    out: Path,
+    tag: str,
+    path: Path | None = None,
 ) -> None:
-    """COPY one input file into a staging parquet of canonical rows + reject_reason."""
+    """COPY one input file (or ``path``, a cleaned copy of it) into a staging parquet of
+    canonical rows + reject_reason."""
     if fmt == "parquet":
         if kind == "items":
             raise IngestError(f"{src.uri}: a parquet purchase table has no item metadata")
@@ -105,16 +124,44 @@ def _stage_file(
         query = load_sql("reviews_csv")
     else:
         _, layout = head_records(src.path)
-        _lines_view(con, src, layout, tag)
+        _lines_view(con, path or src.path, layout, tag)
         query = load_sql(f"{kind}_{fmt}")
     try:
         con.execute(f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet)")
     except duckdb.Error as e:
-        raise _explain_read_error(src, e) from e
+        raise _explain_read_error(src, e, out) from e
 
 
-def _explain_read_error(src: Source, e: duckdb.Error) -> IngestError:
+def _no_space(e: BaseException, path: Path) -> IngestError | None:
+    """A full disk, told as such (not as an input that cannot be read), naming the file
+    being written: DuckDB's own message names it when it is a spill file."""
     msg = str(e)
+    if not (
+        (isinstance(e, OSError) and e.errno == errno.ENOSPC)
+        or "No space left on device" in msg
+        or "not enough space" in msg.lower()
+    ):
+        return None
+    named = re.search(r'"(/[^"]+)"', msg)
+    return IngestError(f"no space left writing {named.group(1) if named else path}")
+
+
+def _explain_read_error(src: Source, e: duckdb.Error, out: Path) -> IngestError:
+    msg = str(e)
+    if full := _no_space(e, out):
+        return full
+    if "Out of Memory" in msg:
+        return IngestError(
+            f"{src.uri}: out of memory while reading it ({msg.splitlines()[0]}); "
+            "raise --memory-limit / ACMMG_DUCKDB_MEMORY"
+        )
+    if "unexpected end of data" in msg and not last_line_complete(src.path):
+        return IngestError(
+            f"{src.uri}: looks truncated: the JSON array breaks off before its end "
+            f"({msg.splitlines()[0]})"
+        )
+    if "maximum_object_size" in msg:
+        return IngestError(f"{src.uri}: a JSON record is over {MAX_LINE} bytes: {msg}")
     if "gzip" in msg.lower() or "GZIP" in msg:
         try:
             read, produced = gzip_truncation_offset(src.path)
@@ -126,6 +173,10 @@ def _explain_read_error(src: Source, e: duckdb.Error) -> IngestError:
             where = f"the stream is corrupt ({scan_error})"
         return IngestError(f"{src.uri}: truncated or corrupt gzip file: {where}")
     return IngestError(f"{src.uri}: cannot be read: {msg.splitlines()[0]}")
+
+
+# DuckDB's line-level errors, by the reason ingest reports for them.
+_CSV_REASONS = {"INVALID ENCODING": "encoding", "LINE SIZE OVER MAXIMUM": "oversize_line"}
 
 
 def _collect_rejects(
@@ -154,7 +205,7 @@ def _collect_rejects(
         except duckdb.CatalogException:
             csv_rejects = []  # JSON-array layout reads no CSV
         for line, etype, csv_line in csv_rejects:
-            reason = "encoding" if "ENCODING" in str(etype) else f"csv:{str(etype).lower()}"
+            reason = _CSV_REASONS.get(str(etype), f"csv:{str(etype).lower()}")
             counts[reason] = counts.get(reason, 0) + 1
             if sum(1 for s in sample if s["reason"] == reason) < REJECT_SAMPLE_PER_REASON:
                 sample.append(
@@ -195,18 +246,36 @@ def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
 
 
 def _stage_all(
-    con: duckdb.DuckDBPyConnection, sources: list[tuple[Source, str]], kind: str, stage_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    sources: list[tuple[Source, str]],
+    kind: str,
+    stage_dir: Path,
+    notes: dict | None = None,
 ) -> tuple[list[Path], dict[str, int], list[dict], int]:
+    """Stage every file; ``notes`` collects what was repaired or looks wrong without being a
+    rejection (stats keys ``inputs_look_truncated``, ``inputs_with_bare_cr``,
+    ``lone_surrogates_replaced``)."""
+    notes = {} if notes is None else notes
+    execute_script(con, "ingest_macros")
     staged, counts, sample, total = [], {}, [], 0
     for i, (src, fmt) in enumerate(sources):
         out = stage_dir / f"{kind}_{i}.parquet"
         tag = f"{kind}_{i}"
         _stage_file(con, src, fmt, kind, out, tag)
         c, s = _collect_rejects(con, src, out, fmt, tag)
-        good = con.execute(
-            f"SELECT count(*) FROM read_parquet({quote_literal(str(out))}) "
-            "WHERE reject_reason IS NULL"
-        ).fetchall()[0][0]
+        # Only a JSON file with rejected lines is read again (once: its end, its bare CRs);
+        # a CSV line has no syntax to tell it is whole.
+        if fmt in ("2023", "2018") and (c.get("bad_json") or c.get("encoding")):
+            tail, bare_cr = scan_end(src.path)
+            if bare_cr and c.get("bad_json"):
+                c, s = _restage_bare_cr(con, src, fmt, kind, out, tag, stage_dir, notes)
+            _note_truncation(src, tail, c, s, notes)
+        good, repaired = _good_rows(con, out)
+        if repaired:
+            notes["lone_surrogates_replaced"] = notes.get("lone_surrogates_replaced", 0) + repaired
+            log.warning(
+                "%s: %d lines with a lone surrogate escape, replaced by U+FFFD", src.uri, repaired
+            )
         _check_not_all_bad(src, good, c)
         log.info("%s: %d %s records, %d rejected", src.uri, good, kind, sum(c.values()))
         for k, v in c.items():
@@ -217,11 +286,72 @@ def _stage_all(
     return staged, counts, sample, total
 
 
+def _good_rows(con: duckdb.DuckDBPyConnection, staged: Path) -> tuple[int, int]:
+    """(kept rows, kept rows whose line needed a surrogate repair) of one staged file."""
+    path = quote_literal(str(staged))
+    cols = {c[0] for c in con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()}
+    repaired = "count(*) FILTER (WHERE repaired)" if "repaired" in cols else "0"
+    good, n = con.execute(
+        f"SELECT count(*), {repaired} FROM read_parquet({path}) WHERE reject_reason IS NULL"
+    ).fetchall()[0]
+    return good, n or 0
+
+
+def _restage_bare_cr(
+    con: duckdb.DuckDBPyConnection,
+    src: Source,
+    fmt: str,
+    kind: str,
+    out: Path,
+    tag: str,
+    stage_dir: Path,
+    notes: dict,
+) -> tuple[dict[str, int], list[dict]]:
+    """Stage again from a copy where each bare ``\r`` is a space: DuckDB's line reader ends a
+    line at a bare ``\r``, which in a ``\n``-terminated JSON file is only whitespace."""
+    copy = stage_dir / f"{tag}.cr.jsonl"
+    copy_bare_cr_as_space(src.path, copy)
+    con.execute(f"DROP TABLE IF EXISTS rej_{tag}; DROP TABLE IF EXISTS scan_{tag}")
+    _stage_file(con, src, fmt, kind, out, tag, path=copy)
+    copy.unlink()
+    notes.setdefault("inputs_with_bare_cr", []).append(src.uri)
+    log.warning("%s: bare carriage returns inside lines, read as spaces", src.uri)
+    return _collect_rejects(con, src, out, fmt, tag)
+
+
+def _note_truncation(
+    src: Source, tail: bytes | None, counts: dict[str, int], sample: list[dict], notes: dict
+) -> None:
+    """A file whose last line (in ``tail``) is cut and does not parse: that line is counted as
+    ``truncated_last_line`` (not ``bad_json``) and the stats name the file."""
+    cut_reason = next((r for r in ("bad_json", "encoding") if counts.get(r)), None)
+    if cut_reason is None:
+        return
+    if tail is not None and last_line_complete(src.path, tail=tail):
+        return
+    counts[cut_reason] -= 1
+    if not counts[cut_reason]:
+        del counts[cut_reason]
+    counts["truncated_last_line"] = 1
+    last = (tail or b"").rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")[:2000]
+    for entry in sample:
+        if entry["reason"] == cut_reason and entry["raw"] == last:
+            sample.remove(entry)
+            break
+    sample.append({"file": src.uri, "reason": "truncated_last_line", "raw": last})
+    notes.setdefault("inputs_look_truncated", []).append(src.uri)
+    log.warning("%s: the last line is cut off; the input looks truncated", src.uri)
+
+
 def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
+    # By name: staging queries may add bookkeeping columns (``repaired``) that others lack.
     files = "[" + ", ".join(quote_literal(str(p)) for p in staged) + "]"
+    scan = f"read_parquet({files}, union_by_name = true)"
+    cols = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+    keep = ", ".join(f'"{c}"' for c in cols if c not in ("reject_reason", "raw", "repaired"))
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * EXCLUDE (reject_reason, raw) "
-        f"FROM read_parquet({files}) WHERE reject_reason IS NULL"
+        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT {keep} FROM {scan} "
+        "WHERE reject_reason IS NULL"
     )
 
 
@@ -232,7 +362,7 @@ def ingest_items(
     image stage on a graph built without metadata. Returns its path."""
     work = Path(work)
     sources = [fetch(uri, cache_dir) for uri in meta]
-    _ingest_items(sources, work, fmt, open_db(work))
+    _ingest_items(sources, work, fmt, open_db(work, None, DEFAULT_MEMORY_LIMIT))
     return work / workdir.ITEMS
 
 
@@ -240,10 +370,11 @@ def _ingest_items(meta: list[Source], work: Path, fmt: str, con) -> dict:
     sources = _resolve(meta, fmt)
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
-    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir)
+    notes: dict = {}
+    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir, notes)
     _staged_view(con, staged)
     # An item listed twice (several files, or repeated lines): keep the richest row.
-    with atomic_path(work / workdir.ITEMS) as tmp:
+    with _writing(work / workdir.ITEMS) as tmp:
         con.execute(
             f"""COPY (
                 SELECT * FROM staged
@@ -264,13 +395,26 @@ def _ingest_items(meta: list[Source], work: Path, fmt: str, con) -> dict:
         "item_duplicates_dropped": total - sum(counts.values()) - items,
         "items_in_metadata": items,
         "sources_meta": [s.fingerprint() for s, _ in sources],
+        **{f"items_{k}" if k == "lone_surrogates_replaced" else k: v for k, v in notes.items()},
     }
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """atomic_path, with a full disk told as one line naming ``path``."""
+    try:
+        with atomic_path(path) as tmp:
+            yield tmp
+    except (OSError, duckdb.Error) as e:
+        if full := _no_space(e, path):
+            raise full from e
+        raise
 
 
 def _append_rejects(work: Path, sample: list[dict]) -> None:
     path = work / workdir.REJECTS
     old = path.read_text() if path.exists() else ""
-    with atomic_path(path) as tmp:
+    with _writing(path) as tmp:
         tmp.write_text(old + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample))
 
 
@@ -282,23 +426,36 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     if not listed["reviews"]:
         raise UserError(f"{work / workdir.SOURCES} lists no review dump")
     (work / workdir.REJECTS).unlink(missing_ok=True)
-    con = open_db(work, res)
+    con = open_db(work, res, DEFAULT_MEMORY_LIMIT)
+    try:
+        return _ingest(con, work, listed, p)
+    except duckdb.Error as e:  # a full spill directory, the disk under a table, no memory
+        if full := _no_space(e, work / workdir.DUCKDB_TMP):
+            raise full from e
+        if "Out of Memory" in str(e):
+            raise IngestError(
+                f"out of memory ingesting into {work} ({str(e).splitlines()[0]}); "
+                "raise --memory-limit / ACMMG_DUCKDB_MEMORY"
+            ) from e
+        raise
+    finally:
+        con.close()
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestParams) -> dict:
     fmt, verified_only = p.format, p.verified_only
     sources = _resolve(listed["reviews"], fmt)
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
-    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir)
+    notes: dict = {}
+    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir, notes)
     _staged_view(con, staged)
     good = total - sum(counts.values())
-    distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM staged)").fetchall()[0][0]
-    unverified = 0
-    if verified_only:
-        unverified = con.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT * FROM staged) WHERE NOT coalesce(verified, false)"
-        ).fetchall()[0][0]
+    distinct, unverified = con.execute(load_sql("reviews_counts")).fetchall()[0]
+    unverified = unverified if verified_only else 0
     con.execute(load_sql("reviews_finalize"), {"verified_only": verified_only})
     kept = con.execute("SELECT count(*) FROM reviews").fetchall()[0][0]
-    with atomic_path(work / workdir.REVIEWS) as tmp:
+    with _writing(work / workdir.REVIEWS) as tmp:
         con.execute(
             f"COPY (SELECT * FROM reviews ORDER BY asin, user_id) TO {quote_literal(str(tmp))} "
             "(FORMAT parquet)"
@@ -313,10 +470,15 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
         "repeat_reviews_dropped": distinct - unverified - kept,
         "reviews_kept": kept,
         "sources": [s.fingerprint() for s, _ in sources],
+        **notes,  # only when something looked wrong: a clean input's stats stay as they were
     }
     if listed["meta"]:
         meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
-        stats.update(_ingest_items(listed["meta"], work, meta_fmt, con))
+        items = _ingest_items(listed["meta"], work, meta_fmt, con)
+        for key in ("inputs_look_truncated", "inputs_with_bare_cr"):
+            if key in items:
+                stats[key] = stats.get(key, []) + items.pop(key)
+        stats.update(items)
     shutil.rmtree(stage_dir, ignore_errors=True)
     return stats
 

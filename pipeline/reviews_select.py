@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
-from pipeline.sql import load_sql, quote_literal
+from pipeline.db import connect
+from pipeline.sql import load_sql
 
 DEFAULT_MAX_REVIEWS = 25
 
@@ -32,12 +32,10 @@ def select_reviews(
     schema = {"asin": pl.String, "reviews": pl.List(pl.String), "n_reviews": pl.Int64}
     if max_reviews == 0 or not asins:
         return pl.DataFrame(schema=schema)
-    con = duckdb.connect()
+    # pipeline.db: the memory limit and spill directory every stage shares (the arguments,
+    # else ACMMG_DUCKDB_MEMORY / ACMMG_DUCKDB_TEMP); no folder is made beside the reviews.
+    con = connect(memory_limit, temp_directory)
     try:
-        if memory_limit:
-            con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
-        if temp_directory:
-            con.execute(f"SET temp_directory = {quote_literal(str(temp_directory))}")
         nodes = pl.DataFrame({"asin": list(asins)}, schema={"asin": pl.String}).to_arrow()
         con.register("nodes", nodes)
         out = con.sql(

@@ -1,17 +1,20 @@
 -- Canonical items from Amazon Reviews 2023 metadata lines (view `lines`). The best image is
 -- the MAIN one if any, else the first; hi_res preferred over large.
-WITH parsed AS (
+WITH docs AS (
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
+), parsed AS (
     SELECT
-        line,
-        CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN json_transform(line, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "parent_asin": "JSON", "asin": "JSON", "title": "JSON", "description": "JSON",
             "features": "JSON", "categories": "JSON", "main_category": "JSON", "store": "JSON",
             "images": [{"hi_res": "VARCHAR", "large": "VARCHAR", "variant": "VARCHAR"}]}') END AS r
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+    FROM docs
 ), typed AS (
     SELECT
-        line, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         coalesce(r.parent_asin ->> '$', r.asin ->> '$') AS asin,
         r.title ->> '$' AS title,
         CASE json_type(r.description)
@@ -29,18 +32,20 @@ WITH parsed AS (
             r.images[1]
         ) AS img
     FROM parsed
+), checked AS (
+    SELECT
+        asin, title,
+        coalesce(description, []) AS description,
+        coalesce(features, []) AS features,
+        coalesce(categories, []) AS categories,
+        main_category,
+        nullif(coalesce(img.hi_res, img.large), '') AS image_url,
+        store,
+        item_reject_reason(r, keys, asin) AS reject_reason,
+        line, repaired
+    FROM typed
 )
-SELECT
-    asin, title,
-    coalesce(description, []) AS description,
-    coalesce(features, []) AS features,
-    coalesce(categories, []) AS categories,
-    main_category,
-    nullif(coalesce(img.hi_res, img.large), '') AS image_url,
-    store,
-    CASE
-        WHEN r IS NULL THEN 'bad_json'
-        WHEN asin IS NULL OR asin = '' THEN 'missing_item'
-    END AS reject_reason,
-    line AS raw
-FROM typed
+SELECT * EXCLUDE (line, repaired),
+    CASE WHEN reject_reason IS NOT NULL THEN line END AS raw,
+    repaired AND reject_reason IS NULL AS repaired
+FROM checked

@@ -1,16 +1,21 @@
--- Canonical reviews from Amazon 2018 review lines (view `lines`). Same rules as 2023;
--- `vote` is a string with thousands separators ("1,234"), `unixReviewTime` is in seconds.
-WITH parsed AS (
+-- Canonical reviews from Amazon 2018 review lines (view `lines`). Same rules as 2023
+-- (ingest_macros.sql); `vote` is a string with thousands separators ("1,234"),
+-- `unixReviewTime` is in seconds. `user_id` is read only to tell a 2023 line apart.
+WITH docs AS (
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
+), parsed AS (
     SELECT
-        line,
-        CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN json_transform(line, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "reviewerID": "JSON", "asin": "JSON", "overall": "JSON", "unixReviewTime": "JSON",
-            "verified": "JSON", "vote": "JSON", "summary": "JSON", "reviewText": "JSON"}') END AS r
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+            "verified": "JSON", "vote": "JSON", "summary": "JSON", "reviewText": "JSON",
+            "user_id": "JSON"}') END AS r
+    FROM docs
 ), typed AS (
     SELECT
-        line, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         r.reviewerID ->> '$' AS user_id,
         r.asin ->> '$' AS asin,
         TRY_CAST(r.overall AS DOUBLE) AS rating,
@@ -20,20 +25,14 @@ WITH parsed AS (
         r.summary ->> '$' AS title,
         r.reviewText ->> '$' AS text
     FROM parsed
+), checked AS (
+    SELECT *, review_reject_reason(
+        r, keys, r.reviewerID, r.asin, r.overall, r.unixReviewTime,
+        r.user_id, user_id, asin, rating, ts) AS reject_reason
+    FROM typed
 )
 SELECT
-    user_id, asin, rating, ts, verified, helpful_votes, title, text,
-    CASE
-        WHEN r IS NULL THEN 'bad_json'
-        WHEN json_type(r.reviewerID) NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN 'wrong_type:user_id'
-        WHEN r.asin IS NOT NULL AND json_type(r.asin) NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT')
-            THEN 'wrong_type:asin'
-        WHEN user_id IS NULL OR user_id = '' THEN 'missing_user'
-        WHEN asin IS NULL OR asin = '' THEN 'missing_item'
-        WHEN rating IS NULL AND r.overall IS NOT NULL AND json_type(r.overall) <> 'NULL'
-            THEN 'wrong_type:rating'
-        WHEN ts IS NULL AND r.unixReviewTime IS NOT NULL AND json_type(r.unixReviewTime) <> 'NULL'
-            THEN 'wrong_type:timestamp'
-    END AS reject_reason,
-    line AS raw
-FROM typed
+    user_id, asin, rating, ts, verified, helpful_votes, title, text, reject_reason,
+    CASE WHEN reject_reason IS NOT NULL THEN line END AS raw,
+    repaired AND reject_reason IS NULL AS repaired
+FROM checked

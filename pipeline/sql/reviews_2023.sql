@@ -1,18 +1,22 @@
 -- Canonical reviews from Amazon Reviews 2023 JSON lines (view `lines`, one JSON text per row).
 -- Each line is parsed once into a struct of raw JSON values; fields are then cast one by one
--- so that a bad line is rejected with a reason instead of failing the whole file.
-WITH parsed AS (
+-- so that a bad line is rejected with a reason (ingest_macros.sql) instead of failing the
+-- whole file. `reviewerID` is read only to tell a 2018 line apart (`other_format`).
+WITH docs AS (
+    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
+    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
+), parsed AS (
     SELECT
-        line,
-        CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN json_transform(line, '{
+        line, doc, NOT ok AS repaired,
+        CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
             "user_id": "JSON", "parent_asin": "JSON", "asin": "JSON", "rating": "JSON",
             "timestamp": "JSON", "verified_purchase": "JSON", "helpful_vote": "JSON",
-            "title": "JSON", "text": "JSON"}') END AS r
-    FROM lines
-    WHERE line IS NOT NULL AND trim(line) <> ''
+            "title": "JSON", "text": "JSON", "reviewerID": "JSON"}') END AS r
+    FROM docs
 ), typed AS (
     SELECT
-        line, r,
+        line, repaired, r,
+        CASE WHEN r IS NOT NULL THEN json_keys(doc) END AS keys,
         r.user_id ->> '$' AS user_id,
         coalesce(r.parent_asin ->> '$', r.asin ->> '$') AS asin,
         TRY_CAST(r.rating AS DOUBLE) AS rating,
@@ -22,21 +26,14 @@ WITH parsed AS (
         r.title ->> '$' AS title,
         r.text ->> '$' AS text
     FROM parsed
+), checked AS (
+    SELECT *, review_reject_reason(
+        r, keys, r.user_id, coalesce(r.parent_asin, r.asin), r.rating, r.timestamp,
+        r.reviewerID, user_id, asin, rating, ts) AS reject_reason
+    FROM typed
 )
 SELECT
-    user_id, asin, rating, ts, verified, helpful_votes, title, text,
-    CASE
-        WHEN r IS NULL THEN 'bad_json'
-        WHEN json_type(r.user_id) NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN 'wrong_type:user_id'
-        WHEN coalesce(r.parent_asin, r.asin) IS NOT NULL
-             AND json_type(coalesce(r.parent_asin, r.asin)) NOT IN ('VARCHAR', 'BIGINT', 'UBIGINT')
-            THEN 'wrong_type:asin'
-        WHEN user_id IS NULL OR user_id = '' THEN 'missing_user'
-        WHEN asin IS NULL OR asin = '' THEN 'missing_item'
-        WHEN rating IS NULL AND r.rating IS NOT NULL AND json_type(r.rating) <> 'NULL'
-            THEN 'wrong_type:rating'
-        WHEN ts IS NULL AND r.timestamp IS NOT NULL AND json_type(r.timestamp) <> 'NULL'
-            THEN 'wrong_type:timestamp'
-    END AS reject_reason,
-    line AS raw
-FROM typed
+    user_id, asin, rating, ts, verified, helpful_votes, title, text, reject_reason,
+    CASE WHEN reject_reason IS NOT NULL THEN line END AS raw,
+    repaired AND reject_reason IS NULL AS repaired
+FROM checked

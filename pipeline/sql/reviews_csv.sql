@@ -14,6 +14,7 @@ SELECT
         WHEN user_id IS NULL OR trim(user_id) = '' THEN 'missing_user'
         WHEN item IS NULL OR trim(item) = '' THEN 'missing_item'
         WHEN TRY_CAST(rating AS DOUBLE) IS NULL AND coalesce(rating, '') <> '' THEN 'wrong_type:rating'
+        WHEN NOT isfinite(TRY_CAST(rating AS DOUBLE)) THEN 'bad_rating'
         WHEN TRY_CAST(ts AS BIGINT) IS NULL AND coalesce(ts, '') <> '' THEN 'wrong_type:timestamp'
     END AS reject_reason,
     concat_ws(',', item, user_id, rating, ts) AS raw
