@@ -25,6 +25,7 @@ from pipeline.errors import UserError
 from pipeline.io import atomic_path
 from pipeline.params import param
 from pipeline.resources import Resources
+from pipeline.sources import m2
 from pipeline.sources.detect import (
     FORMATS,
     FormatError,
@@ -46,12 +47,16 @@ class IngestError(UserError):
     """A file cannot be read at all; the message names the file and the place."""
 
 
+# m2: Amazon-M2 sessions / products CSVs (pipeline/sources/m2.py), detected from the header.
+INGEST_FORMATS = (*FORMATS, "m2")
+
+
 @dataclass(frozen=True)
-class IngestParams:
+class IngestParams(m2.M2Params):
     format: str = param(
         "auto",
         "input format; auto detects it from the name and the first records",
-        choices=("auto", *FORMATS),
+        choices=("auto", *INGEST_FORMATS),
     )
     verified_only: bool = param(False, "use verified purchases only")
 
@@ -84,9 +89,18 @@ def _csv_view(con: duckdb.DuckDBPyConnection, src: Source, tag: str) -> None:
 
 
 def _stage_file(
-    con: duckdb.DuckDBPyConnection, src: Source, fmt: str, kind: str, out: Path, tag: str
+    con: duckdb.DuckDBPyConnection,
+    src: Source,
+    fmt: str,
+    kind: str,
+    out: Path,
+    tag: str,
+    locales: tuple[str, ...] = (),
 ) -> None:
     """COPY one input file into a staging parquet of canonical rows + reject_reason."""
+    if fmt in m2.FORMATS:
+        m2.stage(con, src.path, fmt, out, tag, locales, prefix=m2.session_prefix(src.uri))
+        return
     if fmt == "parquet":
         if kind == "items":
             raise IngestError(f"{src.uri}: a parquet purchase table has no item metadata")
@@ -146,7 +160,7 @@ def _collect_rejects(
             ORDER BY 1, 2"""
     ).fetchall():
         sample.append({"file": src.uri, "reason": reason, "raw": raw})
-    if fmt in ("2023", "2018", "csv"):
+    if fmt in ("2023", "2018", "csv", *m2.FORMATS):
         try:
             csv_rejects = con.execute(
                 f"SELECT line, error_type, csv_line FROM rej_{tag} ORDER BY line"
@@ -169,7 +183,8 @@ def _collect_rejects(
 
 
 def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) -> None:
-    bad = sum(counts.values())
+    # Rows of an unselected M2 market are a selection, not bad lines.
+    bad = sum(v for k, v in counts.items() if k != "other_locale")
     if staged_good == 0 and bad > 0:
         raise IngestError(
             f"{src.uri}: no valid record in {bad} lines (reasons: {counts}); "
@@ -177,11 +192,15 @@ def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) ->
         )
 
 
-def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
+def _resolve(sources: list[Source], fmt: str, kind: str = "") -> list[tuple[Source, str]]:
     """Each source with its format (detected when ``fmt`` is auto)."""
     out = []
     for src in sources:
         uri = src.uri
+        m2_fmt = _m2_format(src, fmt, kind)
+        if m2_fmt:
+            out.append((src, m2_fmt))
+            continue
         try:
             f = detect_format(src.path) if fmt == "auto" else fmt
             if f in ("2023", "2018"):
@@ -189,24 +208,52 @@ def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
         except FormatError as e:
             raise IngestError(str(e).replace(str(src.path), uri)) from e
         if f not in FORMATS:
-            raise IngestError(f"unknown format {f!r} (expected auto or one of {FORMATS})")
+            raise IngestError(f"unknown format {f!r} (expected auto or one of {INGEST_FORMATS})")
         out.append((src, f))
     return out
 
 
+def _m2_format(src: Source, fmt: str, kind: str) -> str | None:
+    """'m2_sessions' / 'm2_products' for an Amazon-M2 file (by its header) under ``--format
+    m2`` or auto, else None; a file of the wrong M2 kind for its place is refused."""
+    if fmt not in ("auto", "m2"):
+        return None
+    found = m2.detect_m2(src.path)
+    if found is None:
+        if fmt == "m2":
+            raise IngestError(
+                f"{src.uri}: not an Amazon-M2 file (header {m2.read_header(src.path)[:12]})"
+            )
+        return None
+    want = {"reviews": "m2_sessions", "items": "m2_products"}.get(kind, found)
+    if found != want:
+        where = "--reviews takes sessions" if kind == "reviews" else "--meta takes products"
+        raise IngestError(f"{src.uri}: an Amazon-M2 {found[3:]} file; {where} files")
+    return found
+
+
 def _stage_all(
-    con: duckdb.DuckDBPyConnection, sources: list[tuple[Source, str]], kind: str, stage_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    sources: list[tuple[Source, str]],
+    kind: str,
+    stage_dir: Path,
+    locales: tuple[str, ...] = (),
 ) -> tuple[list[Path], dict[str, int], list[dict], int]:
     staged, counts, sample, total = [], {}, [], 0
     for i, (src, fmt) in enumerate(sources):
         out = stage_dir / f"{kind}_{i}.parquet"
         tag = f"{kind}_{i}"
-        _stage_file(con, src, fmt, kind, out, tag)
+        _stage_file(con, src, fmt, kind, out, tag, locales)
         c, s = _collect_rejects(con, src, out, fmt, tag)
         good = con.execute(
             f"SELECT count(*) FROM read_parquet({quote_literal(str(out))}) "
             "WHERE reject_reason IS NULL"
         ).fetchall()[0][0]
+        if fmt in m2.FORMATS:  # a session is several rows: count sessions, as read
+            good = con.execute(
+                f"SELECT count(DISTINCT row_no) FROM read_parquet({quote_literal(str(out))}) "
+                "WHERE reject_reason IS NULL"
+            ).fetchall()[0][0]
         _check_not_all_bad(src, good, c)
         log.info("%s: %d %s records, %d rejected", src.uri, good, kind, sum(c.values()))
         for k, v in c.items():
@@ -236,11 +283,13 @@ def ingest_items(
     return work / workdir.ITEMS
 
 
-def _ingest_items(meta: list[Source], work: Path, fmt: str, con) -> dict:
-    sources = _resolve(meta, fmt)
+def _ingest_items(
+    meta: list[Source], work: Path, fmt: str, con, locales: tuple[str, ...] = ()
+) -> dict:
+    sources = _resolve(meta, fmt, "items")
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
-    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir)
+    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir, locales)
     _staged_view(con, staged)
     # An item listed twice (several files, or repeated lines): keep the richest row.
     with atomic_path(work / workdir.ITEMS) as tmp:
@@ -284,10 +333,14 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     (work / workdir.REJECTS).unlink(missing_ok=True)
     con = open_db(work, res)
     fmt, verified_only = p.format, p.verified_only
-    sources = _resolve(listed["reviews"], fmt)
+    sources = _resolve(listed["reviews"], fmt, "reviews")
+    sessions = [f == "m2_sessions" for _, f in sources]
+    if verified_only and any(sessions):
+        raise UserError("verified_only: Amazon-M2 sessions have no verified-purchase flag")
+    locales = m2.select_locales(p.locale)
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
-    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir)
+    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir, locales)
     _staged_view(con, staged)
     good = total - sum(counts.values())
     distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM staged)").fetchall()[0][0]
@@ -304,6 +357,17 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
             "(FORMAT parquet)"
         )
     _append_rejects(work, sample)
+    (work / workdir.SESSIONS).unlink(missing_ok=True)
+    m2_stats = {}
+    if any(sessions):  # the ordered sessions, for next-item tasks (published as sessions.parquet)
+        m2_stats = {
+            "m2_locales": list(locales),
+            "m2_sessions": m2.write_session_list(
+                con,
+                [f for f, s in zip(staged, sessions, strict=True) if s],
+                work / workdir.SESSIONS,
+            ),
+        }
     stats = {
         "reviews_read": total,
         "reviews_rejected": sum(counts.values()),
@@ -313,10 +377,11 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
         "repeat_reviews_dropped": distinct - unverified - kept,
         "reviews_kept": kept,
         "sources": [s.fingerprint() for s, _ in sources],
+        **m2_stats,
     }
     if listed["meta"]:
-        meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
-        stats.update(_ingest_items(listed["meta"], work, meta_fmt, con))
+        meta_fmt = fmt if fmt in ("2023", "2018", "m2") else "auto"
+        stats.update(_ingest_items(listed["meta"], work, meta_fmt, con, locales))
     shutil.rmtree(stage_dir, ignore_errors=True)
     return stats
 

@@ -134,6 +134,8 @@ def _ingest_outputs(work: Path, p: IngestParams) -> list[Path]:
     out = [work / workdir.REVIEWS, work / workdir.REJECTS]
     if (work / workdir.SOURCES).exists() and load_sources(work)["meta"]:
         out.append(work / workdir.ITEMS)
+    if (work / workdir.SESSIONS).exists():  # Amazon-M2 sessions: their ordered list
+        out.append(work / workdir.SESSIONS)
     return out
 
 
