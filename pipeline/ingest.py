@@ -34,6 +34,7 @@ from pipeline.sources.detect import (
     head_records,
 )
 from pipeline.sources.fetch import Source, fetch
+from pipeline.sources.image_urls import apply_image_urls
 from pipeline.sources.stage import load_sources
 from pipeline.sql import load_sql, quote_literal
 
@@ -59,6 +60,9 @@ class IngestParams(m2.M2Params):
         choices=("auto", *INGEST_FORMATS),
     )
     verified_only: bool = param(False, "use verified purchases only")
+    prefer_image_urls: bool = param(
+        False, "take the --image-urls lists' URL even where the metadata has a usable one"
+    )
 
 
 def _lines_view(con: duckdb.DuckDBPyConnection, src: Source, layout: str, tag: str) -> None:
@@ -382,6 +386,14 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     if listed["meta"]:
         meta_fmt = fmt if fmt in ("2023", "2018", "m2") else "auto"
         stats.update(_ingest_items(listed["meta"], work, meta_fmt, con, locales))
+    if listed.get("image_urls"):
+        if not listed["meta"]:
+            raise UserError("--image-urls gives images of the metadata's items: pass --meta too")
+        url_stats, url_sample = apply_image_urls(
+            con, listed["image_urls"], work / workdir.ITEMS, p.prefer_image_urls
+        )
+        stats.update(url_stats)
+        _append_rejects(work, url_sample)
     shutil.rmtree(stage_dir, ignore_errors=True)
     return stats
 

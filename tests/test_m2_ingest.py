@@ -153,3 +153,69 @@ def test_refusals(tmp_path):
     other.write_text("item,user,rating,ts\nA,U,5,1\n")
     with pytest.raises(UserError, match="not an Amazon-M2 file"):
         run_ingest(tmp_path / "w5", [other], [], format="m2")
+
+
+SQID_PLACEHOLDER = (
+    "https://m.media-amazon.com/images/G/01/digital/video/web/"
+    "Default_Background_Art_LTR._SX1080_FMjpg_.jpg"
+)
+
+
+def test_image_url_lists_fill_missing_images_and_refuse_placeholders(tmp_path):
+    train, _, products = write_m2(tmp_path, n=150)
+    urls = tmp_path / "product_image_urls.csv"
+    rows = [[f"B{i:09d}", f"https://m.media-amazon.com/images/I/{i}xyz._AC_SY879_.jpg"]
+            for i in range(0, 40)]  # fmt: skip
+    rows[3][1] = SQID_PLACEHOLDER
+    rows[4][1] = "ftp://example.com/a.jpg"
+    rows[5][0] = ""
+    write_csv(urls, ["product_id", "image_url"], rows, quote_all=False)
+    supp = tmp_path / "supp_product_image_urls.csv"
+    write_csv(
+        supp,
+        ["product_id", "image_url"],
+        [["B000000000", "https://example.com/second.jpg"], ["B000000041", "https://x.org/41.jpg"]],
+        quote_all=True,
+    )
+    work = tmp_path / "work"
+    fetch_sources(
+        work,
+        FetchParams(
+            reviews=(str(train),), meta=(str(products),), image_urls=(str(urls), str(supp))
+        ),
+    )
+    stats = ingest(work, IngestParams(locale=("UK",)))
+    assert stats["image_urls_read"] == 42
+    assert stats["image_urls_rejected_by_reason"] == {
+        "bad_url": 1,
+        "duplicate_product": 1,
+        "missing_product_id": 1,
+        "placeholder_url": 1,
+    }
+    items = dict(pl.read_parquet(work / workdir.ITEMS).select("asin", "image_url").iter_rows())
+    assert stats["image_urls_used"] == 38 == sum(v is not None for v in items.values())
+    # The URL kept as given (the image stage fetches the full-size form, recording both).
+    assert items["B000000001"] == "https://m.media-amazon.com/images/I/1xyz._AC_SY879_.jpg"
+    assert items["B000000000"].endswith("/0xyz._AC_SY879_.jpg")  # the first list wins
+    assert items["B000000003"] is None and items["B000000004"] is None
+    assert items["B000000041"] == "https://x.org/41.jpg"
+    rejects = (work / workdir.REJECTS).read_text()
+    assert "placeholder_url" in rejects and "Default_Background_Art" in rejects
+
+
+def test_image_urls_need_metadata_and_the_right_header(tmp_path):
+    train, _, _ = write_m2(tmp_path, n=60)
+    urls = tmp_path / "urls.csv"
+    urls.write_text("product_id,image_url\nB000000001,https://x.org/1.jpg\n")
+    work = tmp_path / "w"
+    fetch_sources(work, FetchParams(reviews=(str(train),), image_urls=(str(urls),)))
+    with pytest.raises(UserError, match="pass --meta"):
+        ingest(work, IngestParams())
+    _, _, products = write_m2(tmp_path, n=60)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("asin,url\nB1,https://x.org/1.jpg\n")
+    fetch_sources(
+        work, FetchParams(reviews=(str(train),), meta=(str(products),), image_urls=(str(bad),))
+    )
+    with pytest.raises(UserError, match="not an image-URL list"):
+        ingest(work, IngestParams())
