@@ -346,7 +346,8 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     stage_dir.mkdir(parents=True, exist_ok=True)
     staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir, locales)
     _staged_view(con, staged)
-    good = total - sum(counts.values())
+    # Rows, not records: an M2 session is several rows (one per item).
+    good = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM staged)").fetchall()[0][0]
     unverified = 0
     if verified_only:
