@@ -25,14 +25,20 @@ TEXT_ONLY_REASON = (
 )
 
 
+def _count(path: Path, expr: pl.Expr) -> int | None:
+    """``expr`` over the items table; None when there is none (or it cannot be read, as the
+    placeholder files of the stage table): then images and a taxonomy are assumed."""
+    try:
+        return int(pl.scan_parquet(path).select(expr).collect().item())
+    except (FileNotFoundError, pl.exceptions.PolarsError, OSError):
+        return None
+
+
 def modalities(work: Path) -> tuple[str, ...]:
     """("image", "text"), or ("text",) when the build's items have no image URL at all.
     Without an items table (a graph built from reviews only) images are assumed."""
-    path = Path(work) / workdir.ITEMS
-    if not path.exists():
-        return IMAGE_AND_TEXT
-    urls = pl.scan_parquet(path).select(pl.col("image_url").drop_nulls().len()).collect()
-    return IMAGE_AND_TEXT if urls.item() > 0 else TEXT_ONLY
+    n = _count(Path(work) / workdir.ITEMS, pl.col("image_url").drop_nulls().len())
+    return TEXT_ONLY if n == 0 else IMAGE_AND_TEXT
 
 
 def text_only(work: Path) -> bool:
@@ -54,11 +60,7 @@ NO_TAXONOMY_REASON = (
 
 def has_taxonomy(work: Path) -> bool:
     """Whether some item has a category path (the classes' and relations' source)."""
-    path = Path(work) / workdir.ITEMS
-    if not path.exists():
-        return True
-    n = pl.scan_parquet(path).select((pl.col("categories").list.len() > 0).sum()).collect()
-    return bool(n.item())
+    return _count(Path(work) / workdir.ITEMS, (pl.col("categories").list.len() > 0).sum()) != 0
 
 
 __all__ = [
