@@ -19,7 +19,9 @@ from pipeline.errors import UserError
 from pipeline.runner import run_all
 from tests.test_m2_ingest import oracle, write_m2
 
-TINY = {"model": "acmmg-tiny", "pretrained": "", "device": "cpu", "k": 3}
+# The tiny random-weight model's CLIP-T means nothing: no CLIP-T cut (as the demo).
+TINY = {"model": "acmmg-tiny", "pretrained": "", "device": "cpu", "k": 3, "min_clip_t": -100.0,
+        "clip_t_percentile": 0.0}  # fmt: skip
 
 
 def build_m2(tmp: Path, **request) -> tuple[Path, Path]:
@@ -111,3 +113,43 @@ def test_graph_cli_takes_m2_and_a_locale(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2 and "verified" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_image_url_list_gives_an_m2_build_its_images(tmp_path):
+    from pipeline.sample_images import render_item_image
+    from tests.image_server import ImageServer, static
+
+    server = ImageServer()
+    try:
+        placeholder = "/images/G/01/digital/video/web/Default_Background_Art_LTR._SX1080_FMjpg_.jpg"
+        rows = []
+        for i in range(45):
+            jpg = render_item_image(f"B{i:09d}", "Things", f"thing {i}", seed=i, size=(160, 120))[0]
+            rows.append([f"B{i:09d}", server.add(f"/images/I/{i}x._AC_SY879_.jpg", static(jpg))])
+        rows[2][1] = server.base + placeholder  # refused by rule, never fetched
+        urls = tmp_path / "product_image_urls.csv"
+        urls.write_text(
+            "product_id,image_url\n" + "".join(f"{a},{u}\n" for a, u in rows), encoding="utf-8"
+        )
+        work, folder = build_m2(
+            tmp_path,
+            image_urls=(str(urls),),
+            allow_private=("127.0.0.1/32",),
+        )
+    finally:
+        server.close()
+    assert server.hits.get(placeholder, 0) == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["modalities"] == ["image", "text"] and "without" in manifest
+    assert "images" not in manifest["without"]
+    assert (folder / "images.tar").exists() and (folder / "embeddings/image_embeds.npy").exists()
+    stats = json.loads(workdir.stats_file(work, "ingest").read_text())
+    assert stats["image_urls_rejected_by_reason"] == {"placeholder_url": 1}
+    cat = acmmg.load_category(folder)
+    asins = cat.nodes.column("asin").to_pylist()
+    assert "B000000002" not in asins  # its only URL was a placeholder: no usable image
+    assert manifest["counts"]["images"] == len(asins) > 0
+    assert cat.image(asins[0]).size[0] > 0
+    # images.parquet keeps the list's URL; the fetched one is its full-size form.
+    img = pl.read_parquet(work / workdir.IMAGES).filter(pl.col("status") == "ok")
+    assert img["url"].str.contains("._AC_SY879_", literal=True).all()
