@@ -36,7 +36,7 @@ from pipeline.sources.detect import (
 from pipeline.sources.fetch import Source, fetch
 from pipeline.sources.image_urls import apply_image_urls
 from pipeline.sources.stage import load_sources
-from pipeline.sql import load_sql, quote_literal
+from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +268,10 @@ def _stage_all(
     return staged, counts, sample, total
 
 
-def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
+def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path], name: str = "staged") -> None:
     files = "[" + ", ".join(quote_literal(str(p)) for p in staged) + "]"
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT * EXCLUDE (reject_reason, raw) "
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (reject_reason, raw) "
         f"FROM read_parquet({files}) WHERE reject_reason IS NULL"
     )
 
@@ -294,7 +294,13 @@ def _ingest_items(
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
     staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir, locales)
-    _staged_view(con, staged)
+    is_m2 = [f == "m2_products" for _, f in sources]
+    if any(is_m2) and not all(is_m2):  # M2 products + Amazon metadata: joined by ASIN
+        _staged_view(con, [p for p, m in zip(staged, is_m2, strict=True) if m], "m2_items")
+        _staged_view(con, [p for p, m in zip(staged, is_m2, strict=True) if not m], "other_items")
+        execute_script(con, "m2_join_2023")
+    else:
+        _staged_view(con, staged)
     # An item listed twice (several files, or repeated lines): keep the richest row.
     with atomic_path(work / workdir.ITEMS) as tmp:
         con.execute(
@@ -385,7 +391,8 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
         **m2_stats,
     }
     if listed["meta"]:
-        meta_fmt = fmt if fmt in ("2023", "2018", "m2") else "auto"
+        # Under --format m2 the metadata may mix products_train.csv and Amazon 2023 dumps.
+        meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
         stats.update(_ingest_items(listed["meta"], work, meta_fmt, con, locales))
     if listed.get("image_urls"):
         if not listed["meta"]:

@@ -219,3 +219,31 @@ def test_image_urls_need_metadata_and_the_right_header(tmp_path):
     )
     with pytest.raises(UserError, match="not an image-URL list"):
         ingest(work, IngestParams())
+
+
+def test_amazon_2023_metadata_gives_m2_items_images_and_a_taxonomy(tmp_path):
+    import json as json_
+
+    train, _, products = write_m2(tmp_path, n=120)
+    meta = tmp_path / "meta_Things.jsonl"
+    lines = []
+    for i in range(0, 45, 2):  # every other item
+        lines.append(json_.dumps({
+            "parent_asin": f"B{i:09d}", "title": f"2023 title {i}", "description": [],
+            "features": [], "categories": ["Things", f"Kind {i % 3}"], "main_category": "Things",
+            "store": "s", "images": [{"large": f"https://m.media-amazon.com/images/I/{i}.jpg",
+                                      "hi_res": None, "variant": "MAIN"}],
+        }))  # fmt: skip
+    lines.append(json_.dumps({"parent_asin": "B999999999", "title": "not in M2"}))
+    meta.write_text("\n".join(lines) + "\n")
+    for locale, key in ((("UK",), lambda i: f"B{i:09d}"), ((), lambda i: f"UK:B{i:09d}")):
+        work = tmp_path / f"work{len(locale)}"
+        run_ingest(work, [train], [products, meta], format="m2", locale=locale)
+        items = pl.read_parquet(work / workdir.ITEMS)
+        assert items.height == (45 if locale else 270)  # the M2 items, nothing more
+        row = items.filter(pl.col("asin") == key(4)).row(0, named=True)
+        assert row["title"] == "UK product number 4"  # M2's own text
+        assert row["image_url"] == "https://m.media-amazon.com/images/I/4.jpg"
+        assert row["categories"] == ["Things", "Kind 1"] and row["main_category"] == "Things"
+        odd = items.filter(pl.col("asin") == key(5)).row(0, named=True)
+        assert odd["image_url"] is None and odd["categories"] == []
