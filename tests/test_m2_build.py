@@ -153,3 +153,25 @@ def test_image_url_list_gives_an_m2_build_its_images(tmp_path):
     # images.parquet keeps the list's URL; the fetched one is its full-size form.
     img = pl.read_parquet(work / workdir.IMAGES).filter(pl.col("status") == "ok")
     assert img["url"].str.contains("._AC_SY879_", literal=True).all()
+
+
+def test_acmmg_build_cli_publishes_a_text_only_m2_folder(tmp_path):
+    """``acmmg build m2-uk`` as a user runs it (the Prefect flow, a temporary server)."""
+    import os
+
+    train, test, products = write_m2(tmp_path, n=600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    r = subprocess.run(
+        [sys.executable, "-m", "pipeline", "build", "m2-uk", "--reviews", str(train),
+         "--reviews", str(test), "--meta", str(products), "--locale", "UK",
+         "--publish-to", str(tmp_path / "pub"), "--work-root", str(tmp_path / "work"),
+         "--device", "cpu", "--set", "model=acmmg-tiny", "--set", "pretrained=",
+         "--set", "k=3"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    cat = acmmg.load_category(tmp_path / "pub" / "m2-uk", cache_dir=tmp_path / "cache")
+    assert cat.modalities == ["text"] and "image" not in cat.embedding_names
+    assert cat.sessions is not None and cat.sessions.num_rows > 0
+    assert "No images (text-only)" in cat.path("README.md").read_text()
