@@ -22,26 +22,26 @@ def write_sessions(dest: Path, sessions: Path, nodes: pl.DataFrame) -> int | Non
     (asin, node_id); returns the sessions written, None when the build has no sessions."""
     if not sessions.exists():
         return None
-    ids = dict(zip(nodes["asin"].to_list(), nodes["node_id"].to_list(), strict=True))
-    src = pl.read_parquet(sessions, columns=["session_id", "locale", "items", "next_item"])
-    rows = {"session_id": [], "locale": [], "items": [], "next_item": []}
-    for sid, loc, items, nxt in src.iter_rows():
-        mapped = [ids.get(a) for a in items or []]
-        nxt_id = ids.get(nxt) if nxt is not None else None
-        if nxt_id is None and all(m is None for m in mapped):
-            continue  # nothing of it is in the graph
-        rows["session_id"].append(sid)
-        rows["locale"].append(loc)
-        rows["items"].append(mapped)
-        rows["next_item"].append(nxt_id)
-    table = pl.DataFrame(
-        rows,
-        schema={
-            "session_id": pl.String,
-            "locale": pl.String,
-            "items": pl.List(pl.Int64),
-            "next_item": pl.Int64,
-        },
+    old = nodes["asin"].cast(pl.String)
+    new = nodes["node_id"].cast(pl.Int64)
+
+    def node_id(e: pl.Expr) -> pl.Expr:  # asin -> node id, null for an item outside the graph
+        return e.replace_strict(old, new, default=None, return_dtype=pl.Int64)
+
+    table = (
+        pl.scan_parquet(sessions)
+        .select(
+            pl.col("session_id").cast(pl.String),
+            pl.col("locale").cast(pl.String),
+            pl.col("items").list.eval(node_id(pl.element())).alias("items"),
+            node_id(pl.col("next_item")).alias("next_item"),
+        )
+        # keep a session when something of it is in the graph
+        .filter(
+            pl.col("next_item").is_not_null()
+            | (pl.col("items").list.eval(pl.element().is_not_null().any()).list.first())
+        )
+        .collect()
     )
     write_parquet(table.to_arrow(), dest / FILE)
     return table.height
