@@ -260,10 +260,29 @@ class Category:
         t = torch.load(pt, map_location="cpu", weights_only=True)
         return t if tensor else t.numpy()
 
+    @property
+    def modalities(self) -> list[str]:
+        """["image", "text"], or ["text"] for a text-only folder (no images.tar and no image
+        embeddings; e.g. Amazon-M2 without an image source). Older manifests: both."""
+        return list(self.manifest.get("modalities") or ["image", "text"])
+
+    @cached_property
+    def sessions(self) -> Any:
+        """sessions.parquet (Amazon-M2 builds: session_id, locale, items and next_item as
+        node ids) as an arrow table; None when the folder has none."""
+        if not (self.root / "sessions.parquet").is_file():
+            return None
+        return self._parquet("sessions.parquet")
+
     # ------------------------------------------------------------------ images
 
     def image_bytes(self, asin: str) -> bytes:
         """The JPEG bytes of product ``asin``: from ``images/`` or from inside images.tar."""
+        if "image" not in self.modalities:
+            raise UserError(
+                f"{self.root}: a text-only category has no images "
+                f"({(self.manifest.get('without') or {}).get('images', 'manifest modalities')})"
+            )
         name = f"images/{asin}.jpg"
         p = self.root / name
         if "/" not in asin and p.is_file():

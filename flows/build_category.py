@@ -83,6 +83,10 @@ def build_category(
     seed: int | None = None,
     shards: int = 1,
     allow_private: list[str] | None = None,
+    image_urls: list[str] | None = None,
+    prefer_image_urls: bool | None = None,
+    format: str | None = None,
+    locale: list[str] | None = None,
 ) -> dict:
     # The parameters are the fields of pipeline.build.Request (plus category and shards).
     request = {k: v for k, v in locals().items() if k not in ("category", "shards")}

@@ -44,6 +44,19 @@ class Request:
     )  # fmt: skip
     reviews: tuple[str, ...] = param((), "review dump URLs replacing the registry's", metavar="URL")
     meta: tuple[str, ...] = param((), "metadata dump URLs replacing the registry's", metavar="URL")
+    image_urls: tuple[str, ...] = param(
+        (),
+        "image-URL lists (product_id,image_url; SQID's product_image_urls.csv): images of "
+        "items whose metadata has none usable",
+        metavar="FILE.csv",
+    )
+    prefer_image_urls: bool | None = param(
+        None, "take the --image-urls URL even where the metadata has a usable one"
+    )
+    format: str | None = param(None, "input format (auto, 2023, 2018, csv, parquet, m2)")
+    locale: tuple[str, ...] = param(
+        (), "Amazon-M2 markets to keep (default: the registry's, else all)", metavar="LOCALE"
+    )
     device: str | None = param(None, "device of the CLIP stage: auto, cpu, cuda or cuda:N")
     checkpoint: str | None = param(None, "a local open_clip checkpoint (file or model folder)")
     verified_only: bool | None = param(None, "use verified purchases only", cli=False)
@@ -56,7 +69,16 @@ class Request:
     )
 
     # The request values that are stage settings (the rest say where things go).
-    SETTINGS = ("device", "checkpoint", "verified_only", "max_items_per_user", "seed")
+    SETTINGS = (
+        "device",
+        "checkpoint",
+        "verified_only",
+        "max_items_per_user",
+        "seed",
+        "prefer_image_urls",
+        "format",
+        "locale",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,7 +98,7 @@ def plan(category: str, request: Request | None = None) -> Build:
     before anything runs."""
     r = request or Request()
     cat = get_category(category)
-    given = {k: getattr(r, k) for k in Request.SETTINGS if getattr(r, k) is not None}
+    given = {k: getattr(r, k) for k in Request.SETTINGS if getattr(r, k) not in (None, ())}
     try:
         checked = check_settings({**dict(r.overrides), **given}, source="setting")
     except ParamError as e:
@@ -96,6 +118,7 @@ class Sources:
     meta: list[str]
     private: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    image_urls: list[str] = field(default_factory=list)
 
 
 def stage_settings(b: Build, src: Sources | None = None) -> dict[str, Any]:
@@ -110,7 +133,8 @@ def stage_settings(b: Build, src: Sources | None = None) -> dict[str, Any]:
         **b.settings,
         "category": b.slug,
         **{k: effective[k] for k in ("verified_only", "max_items_per_user", "seed")},
-        "sources": {"reviews": review_uris, "meta": meta_uris},
+        "sources": {"reviews": review_uris, "meta": meta_uris}
+        | ({"image_urls": src.image_urls} if src.image_urls else {}),
     }
     recorded.pop("device", None)  # where it ran is not part of what it built
     recorded.pop("checkpoint", None)
@@ -119,6 +143,7 @@ def stage_settings(b: Build, src: Sources | None = None) -> dict[str, Any]:
         "category": b.slug,
         "reviews": tuple(review_uris),
         "meta": tuple(meta_uris),
+        "image_urls": tuple(src.image_urls),
         "cache_dir": str(b.work / workdir.DOWNLOADS),
         "allow_private": tuple(sorted(set(src.private) | set(b.request.allow_private))),
         "url_aliases": tuple(src.aliases),
@@ -140,7 +165,7 @@ def sources(b: Build) -> Iterator[Sources]:
     ``work/sample`` and served meanwhile."""
     r, cat = b.request, b.category
     if r.reviews:
-        yield Sources(list(r.reviews), list(r.meta))
+        yield Sources(list(r.reviews), list(r.meta), image_urls=list(r.image_urls))
         return
     if cat.source == "sample":
         from pipeline.sample import SampleSpec
@@ -153,6 +178,7 @@ def sources(b: Build) -> Iterator[Sources]:
                 [cat.meta.replace("sample://", f"{base}/")],
                 private=["127.0.0.1/32"],
                 aliases=[f"{base}={served}"] if served != base else [],
+                image_urls=list(r.image_urls),
             )
         return
-    yield Sources([cat.reviews], [cat.meta])
+    yield Sources([cat.reviews], [cat.meta], image_urls=list(r.image_urls))

@@ -263,6 +263,36 @@ def write_node_categories(path: Path, index: dict[str, int]) -> None:
         tmp.write_text(json.dumps(mapping, indent=2, ensure_ascii=False) + "\n")
 
 
+NO_TAXONOMY = (
+    "no taxonomy: no node's metadata has a category path (Amazon-M2's products_train.csv has "
+    "none; brand is not a class), so every node's class is -1; join Amazon 2023 metadata for "
+    "classes"
+)
+
+
+def _no_taxonomy(work: Path, asins: list[str]) -> dict:
+    """Every node unlabelled (class -1, no class name) and an empty node_categories.json."""
+    out = pl.DataFrame(
+        {"asin": asins, "class": [-1] * len(asins), "class_name": [None] * len(asins)},
+        schema={"asin": pl.String, "class": pl.Int64, "class_name": pl.String},
+    )
+    with atomic_path(work / workdir.CLASSES) as tmp:
+        out.write_parquet(tmp, compression="zstd", statistics=True)
+    write_node_categories(work / workdir.NODE_CATEGORIES, {})
+    log.info("classes: %s", NO_TAXONOMY)
+    return {
+        "level": None,
+        "automatic": False,
+        "nodes_in": len(asins),
+        "nodes": len(asins),
+        "num_classes": 0,
+        "reason": NO_TAXONOMY,
+        "no_taxonomy": True,
+        "class_sizes": {},
+        "levels": [],
+    }
+
+
 def choose_classes(
     work: Path, p: ClassesParams = ClassesParams(), res: Resources = Resources()
 ) -> dict:
@@ -289,6 +319,8 @@ def choose_classes(
         raise UserError(f"{work}: the graph has no nodes")
 
     depth = max((len(p) for p in paths if p is not None), default=0)
+    if depth == 0:
+        return _no_taxonomy(work, asins)
     if level is None:
         chosen, evals = select_level(paths, min_classes, min_items_per_class, rare, max_classes)
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline import workdir
 from pipeline.db import open_db
 from pipeline.io import atomic_path
+from pipeline.modality import modalities, text_only
 from pipeline.params import param
 from pipeline.resources import Resources
 from pipeline.sql import load_sql, quote_literal
@@ -33,6 +34,7 @@ def clean_items(work: Path, p: CleanParams = CleanParams(), res: Resources = Res
             "min_title_chars": p.min_title_chars,
             "min_description_chars": p.min_description_chars,
             "features_as_description": p.features_as_description,
+            "need_image": not text_only(work),
         },
     )
     with atomic_path(work / workdir.ITEMS_CLEAN) as tmp:
@@ -54,6 +56,7 @@ def clean_items(work: Path, p: CleanParams = CleanParams(), res: Resources = Res
     )
     kept = con.execute("SELECT count(*) FROM judged WHERE reject_reason IS NULL").fetchall()[0][0]
     stats = {
+        "modalities": list(modalities(work)),
         "items_usable": kept,
         "items_unusable": sum(by_reason.values()),
         "items_unusable_by_reason": by_reason,

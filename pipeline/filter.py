@@ -25,6 +25,7 @@ from pipeline import workdir
 from pipeline.errors import StageError
 from pipeline.graph import k_core, node_table
 from pipeline.io import atomic_path, write_json
+from pipeline.modality import text_only
 from pipeline.params import param
 from pipeline.resources import Resources
 
@@ -62,6 +63,7 @@ def _node_reasons(
     thresholds: dict[str, float | None],
     clip_t_fields: str,
     scores: pl.DataFrame,
+    need_image: bool = True,
 ) -> pl.DataFrame:
     """(asin, reason) for every candidate node that fails a quality rule.
 
@@ -92,12 +94,14 @@ def _node_reasons(
         "desc": low_desc,
         "either": low_title & low_desc,  # one passing is enough
     }[clip_t_fields]
+    # A text-only build (pipeline/modality.py): no image rule (its status never fails).
+    status = pl.col("status") if need_image else pl.lit("ok")
     reason = (
         pl.when(pl.col("has_item").is_null())
         .then(pl.lit("no_item"))
-        .when(pl.col("status").is_null())
+        .when(status.is_null())
         .then(pl.lit("image_missing"))
-        .when(pl.col("status") != "ok")
+        .when(status != "ok")
         .then(pl.lit("image_") + pl.col("status"))
         .when(pl.col("has_emb").is_null())
         .then(pl.lit("no_embedding"))
@@ -158,8 +162,14 @@ def filter_fixpoint(
     )
     # Percentiles over the candidate nodes only, computed once (see the module docstring).
     cand_scores = scores.join(candidates, on="asin", how="semi")
-    thresholds = clip_t_thresholds(cand_scores, p.min_clip_t, p.clip_t_percentile)
-    bad = _node_reasons(work, candidates, thresholds, p.clip_t_fields, scores)
+    no_images = text_only(work)
+    if no_images:  # no image to compare the texts with: no CLIP-T cut
+        thresholds: dict[str, float | None] = {"title": None, "desc": None}
+        rule = "text-only: no image rule and no CLIP-T cut (no image to compare the texts with)"
+    else:
+        thresholds = clip_t_thresholds(cand_scores, p.min_clip_t, p.clip_t_percentile)
+        rule = f"image status ok and CLIP-T ({p.clip_t_fields}) above the thresholds"
+    bad = _node_reasons(work, candidates, thresholds, p.clip_t_fields, scores, not no_images)
     edges, rounds, removed_rows = _fixpoint(edges, candidates, bad, p.k, p.max_rounds)
 
     edges = edges.sort("src_asin", "dst_asin")
@@ -186,7 +196,7 @@ def filter_fixpoint(
     totals = Counter(removed["reason"].to_list())
 
     def summarise(col: str) -> dict[str, float | None]:
-        v = scores.join(nodes, on="asin", how="semi")[col].to_numpy()
+        v = scores.join(nodes, on="asin", how="semi")[col].drop_nulls().to_numpy()
         if not len(v):
             return {"mean": None, "std": None}
         return {"mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4)}
@@ -199,6 +209,7 @@ def filter_fixpoint(
             "clip_t_percentile": p.clip_t_percentile,
             "clip_t_fields": p.clip_t_fields,
         },
+        "rule": rule,
         "thresholds": {"clip_t_title": thresholds["title"], "clip_t_desc": thresholds["desc"]},
         "input": {
             "edges": edges_in,
@@ -214,7 +225,7 @@ def filter_fixpoint(
         "clip_t_desc": summarise("clip_t_desc"),
     }
     write_json(work / workdir.FILTER_STATS, stats)
-    summary = ("params", "thresholds", "removed", "removed_by_clip_t", "nodes", "edges")
+    summary = ("params", "rule", "thresholds", "removed", "removed_by_clip_t", "nodes", "edges")
     return {key: stats[key] for key in summary} | {"rounds": len(rounds)}
 
 

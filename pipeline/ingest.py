@@ -28,6 +28,7 @@ from pipeline.errors import UserError
 from pipeline.io import atomic_path
 from pipeline.params import param
 from pipeline.resources import Resources
+from pipeline.sources import m2
 from pipeline.sources.detect import (
     FORMATS,
     MAX_LINE,
@@ -40,6 +41,7 @@ from pipeline.sources.detect import (
     scan_end,
 )
 from pipeline.sources.fetch import Source, fetch
+from pipeline.sources.image_urls import apply_image_urls
 from pipeline.sources.stage import load_sources
 from pipeline.sql import execute_script, load_sql, quote_literal
 
@@ -56,14 +58,21 @@ class IngestError(UserError):
     """A file cannot be read at all; the message names the file and the place."""
 
 
+# m2: Amazon-M2 sessions / products CSVs (pipeline/sources/m2.py), detected from the header.
+INGEST_FORMATS = (*FORMATS, "m2")
+
+
 @dataclass(frozen=True)
-class IngestParams:
+class IngestParams(m2.M2Params):
     format: str = param(
         "auto",
         "input format; auto detects it from the name and the first records",
-        choices=("auto", *FORMATS),
+        choices=("auto", *INGEST_FORMATS),
     )
     verified_only: bool = param(False, "use verified purchases only")
+    prefer_image_urls: bool = param(
+        False, "take the --image-urls lists' URL even where the metadata has a usable one"
+    )
 
 
 def _lines_view(con: duckdb.DuckDBPyConnection, path: Path, layout: str, tag: str) -> None:
@@ -102,10 +111,14 @@ def _stage_file(
     kind: str,
     out: Path,
     tag: str,
+    locales: tuple[str, ...] = (),
     path: Path | None = None,
 ) -> None:
     """COPY one input file (or ``path``, a cleaned copy of it) into a staging parquet of
     canonical rows + reject_reason."""
+    if fmt in m2.FORMATS:
+        m2.stage(con, src.path, fmt, out, tag, locales, prefix=m2.session_prefix(src.uri))
+        return
     if fmt == "parquet":
         if kind == "items":
             raise IngestError(f"{src.uri}: a parquet purchase table has no item metadata")
@@ -197,7 +210,7 @@ def _collect_rejects(
             ORDER BY 1, 2"""
     ).fetchall():
         sample.append({"file": src.uri, "reason": reason, "raw": raw})
-    if fmt in ("2023", "2018", "csv"):
+    if fmt in ("2023", "2018", "csv", *m2.FORMATS):
         try:
             csv_rejects = con.execute(
                 f"SELECT line, error_type, csv_line FROM rej_{tag} ORDER BY line"
@@ -220,7 +233,8 @@ def _collect_rejects(
 
 
 def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) -> None:
-    bad = sum(counts.values())
+    # Rows of an unselected M2 market are a selection, not bad lines.
+    bad = sum(v for k, v in counts.items() if k != "other_locale")
     if staged_good == 0 and bad > 0:
         raise IngestError(
             f"{src.uri}: no valid record in {bad} lines (reasons: {counts}); "
@@ -228,11 +242,15 @@ def _check_not_all_bad(src: Source, staged_good: int, counts: dict[str, int]) ->
         )
 
 
-def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
+def _resolve(sources: list[Source], fmt: str, kind: str = "") -> list[tuple[Source, str]]:
     """Each source with its format (detected when ``fmt`` is auto)."""
     out = []
     for src in sources:
         uri = src.uri
+        m2_fmt = _m2_format(src, fmt, kind)
+        if m2_fmt:
+            out.append((src, m2_fmt))
+            continue
         try:
             f = detect_format(src.path) if fmt == "auto" else fmt
             if f in ("2023", "2018"):
@@ -240,9 +258,28 @@ def _resolve(sources: list[Source], fmt: str) -> list[tuple[Source, str]]:
         except FormatError as e:
             raise IngestError(str(e).replace(str(src.path), uri)) from e
         if f not in FORMATS:
-            raise IngestError(f"unknown format {f!r} (expected auto or one of {FORMATS})")
+            raise IngestError(f"unknown format {f!r} (expected auto or one of {INGEST_FORMATS})")
         out.append((src, f))
     return out
+
+
+def _m2_format(src: Source, fmt: str, kind: str) -> str | None:
+    """'m2_sessions' / 'm2_products' for an Amazon-M2 file (by its header) under ``--format
+    m2`` or auto, else None; a file of the wrong M2 kind for its place is refused."""
+    if fmt not in ("auto", "m2"):
+        return None
+    found = m2.detect_m2(src.path)
+    if found is None:
+        if fmt == "m2":
+            raise IngestError(
+                f"{src.uri}: not an Amazon-M2 file (header {m2.read_header(src.path)[:12]})"
+            )
+        return None
+    want = {"reviews": "m2_sessions", "items": "m2_products"}.get(kind, found)
+    if found != want:
+        where = "--reviews takes sessions" if kind == "reviews" else "--meta takes products"
+        raise IngestError(f"{src.uri}: an Amazon-M2 {found[3:]} file; {where} files")
+    return found
 
 
 def _stage_all(
@@ -251,6 +288,7 @@ def _stage_all(
     kind: str,
     stage_dir: Path,
     notes: dict | None = None,
+    locales: tuple[str, ...] = (),
 ) -> tuple[list[Path], dict[str, int], list[dict], int]:
     """Stage every file; ``notes`` collects what was repaired or looks wrong without being a
     rejection (stats keys ``inputs_look_truncated``, ``inputs_with_bare_cr``,
@@ -261,7 +299,7 @@ def _stage_all(
     for i, (src, fmt) in enumerate(sources):
         out = stage_dir / f"{kind}_{i}.parquet"
         tag = f"{kind}_{i}"
-        _stage_file(con, src, fmt, kind, out, tag)
+        _stage_file(con, src, fmt, kind, out, tag, locales)
         c, s = _collect_rejects(con, src, out, fmt, tag)
         # Only a JSON file with rejected lines is read again (once: its end, its bare CRs);
         # a CSV line has no syntax to tell it is whole.
@@ -276,6 +314,11 @@ def _stage_all(
             log.warning(
                 "%s: %d lines with a lone surrogate escape, replaced by U+FFFD", src.uri, repaired
             )
+        if fmt in m2.FORMATS:  # a session is several rows: count sessions, as read
+            good = con.execute(
+                f"SELECT count(DISTINCT row_no) FROM read_parquet({quote_literal(str(out))}) "
+                "WHERE reject_reason IS NULL"
+            ).fetchall()[0][0]
         _check_not_all_bad(src, good, c)
         log.info("%s: %d %s records, %d rejected", src.uri, good, kind, sum(c.values()))
         for k, v in c.items():
@@ -343,14 +386,14 @@ def _note_truncation(
     log.warning("%s: the last line is cut off; the input looks truncated", src.uri)
 
 
-def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path]) -> None:
+def _staged_view(con: duckdb.DuckDBPyConnection, staged: list[Path], name: str = "staged") -> None:
     # By name: staging queries may add bookkeeping columns (``repaired``) that others lack.
     files = "[" + ", ".join(quote_literal(str(p)) for p in staged) + "]"
     scan = f"read_parquet({files}, union_by_name = true)"
     cols = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
     keep = ", ".join(f'"{c}"' for c in cols if c not in ("reject_reason", "raw", "repaired"))
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW staged AS SELECT {keep} FROM {scan} "
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {keep} FROM {scan} "
         "WHERE reject_reason IS NULL"
     )
 
@@ -366,13 +409,23 @@ def ingest_items(
     return work / workdir.ITEMS
 
 
-def _ingest_items(meta: list[Source], work: Path, fmt: str, con) -> dict:
-    sources = _resolve(meta, fmt)
+def _ingest_items(
+    meta: list[Source], work: Path, fmt: str, con, locales: tuple[str, ...] = ()
+) -> dict:
+    sources = _resolve(meta, fmt, "items")
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
     notes: dict = {}
-    staged, counts, sample, total = _stage_all(con, sources, "items", stage_dir, notes)
-    _staged_view(con, staged)
+    staged, counts, sample, total = _stage_all(
+        con, sources, "items", stage_dir, notes, locales=locales
+    )
+    is_m2 = [f == "m2_products" for _, f in sources]
+    if any(is_m2) and not all(is_m2):  # M2 products + Amazon metadata: joined by ASIN
+        _staged_view(con, [p for p, m in zip(staged, is_m2, strict=True) if m], "m2_items")
+        _staged_view(con, [p for p, m in zip(staged, is_m2, strict=True) if not m], "other_items")
+        execute_script(con, "m2_join_2023")
+    else:
+        _staged_view(con, staged)
     # An item listed twice (several files, or repeated lines): keep the richest row.
     with _writing(work / workdir.ITEMS) as tmp:
         con.execute(
@@ -444,13 +497,20 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
 
 def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestParams) -> dict:
     fmt, verified_only = p.format, p.verified_only
-    sources = _resolve(listed["reviews"], fmt)
+    sources = _resolve(listed["reviews"], fmt, "reviews")
+    sessions = [f == "m2_sessions" for _, f in sources]
+    if verified_only and any(sessions):
+        raise UserError("verified_only: Amazon-M2 sessions have no verified-purchase flag")
+    locales = m2.select_locales(p.locale)
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
     notes: dict = {}
-    staged, counts, sample, total = _stage_all(con, sources, "reviews", stage_dir, notes)
+    staged, counts, sample, total = _stage_all(
+        con, sources, "reviews", stage_dir, notes, locales=locales
+    )
     _staged_view(con, staged)
-    good = total - sum(counts.values())
+    # Rows, not records: an M2 session is several rows (one per item).
+    good = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
     distinct, unverified = con.execute(load_sql("reviews_counts")).fetchall()[0]
     unverified = unverified if verified_only else 0
     con.execute(load_sql("reviews_finalize"), {"verified_only": verified_only})
@@ -461,6 +521,17 @@ def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestP
             "(FORMAT parquet)"
         )
     _append_rejects(work, sample)
+    (work / workdir.SESSIONS).unlink(missing_ok=True)
+    m2_stats = {}
+    if any(sessions):  # the ordered sessions, for next-item tasks (published as sessions.parquet)
+        m2_stats = {
+            "m2_locales": list(locales),
+            "m2_sessions": m2.write_session_list(
+                con,
+                [f for f, s in zip(staged, sessions, strict=True) if s],
+                work / workdir.SESSIONS,
+            ),
+        }
     stats = {
         "reviews_read": total,
         "reviews_rejected": sum(counts.values()),
@@ -471,14 +542,24 @@ def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestP
         "reviews_kept": kept,
         "sources": [s.fingerprint() for s, _ in sources],
         **notes,  # only when something looked wrong: a clean input's stats stay as they were
+        **m2_stats,
     }
     if listed["meta"]:
+        # Under --format m2 the metadata may mix products_train.csv and Amazon 2023 dumps.
         meta_fmt = fmt if fmt in ("2023", "2018") else "auto"
-        items = _ingest_items(listed["meta"], work, meta_fmt, con)
+        items = _ingest_items(listed["meta"], work, meta_fmt, con, locales)
         for key in ("inputs_look_truncated", "inputs_with_bare_cr"):
             if key in items:
                 stats[key] = stats.get(key, []) + items.pop(key)
         stats.update(items)
+    if listed.get("image_urls"):
+        if not listed["meta"]:
+            raise UserError("--image-urls gives images of the metadata's items: pass --meta too")
+        url_stats, url_sample = apply_image_urls(
+            con, listed["image_urls"], work / workdir.ITEMS, p.prefer_image_urls
+        )
+        stats.update(url_stats)
+        _append_rejects(work, url_sample)
     shutil.rmtree(stage_dir, ignore_errors=True)
     return stats
 

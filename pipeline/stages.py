@@ -44,11 +44,13 @@ from pipeline.images.config import ImageConfig
 from pipeline.images.shards import fetch_shard, merge_shards
 from pipeline.images.stage import images_stage
 from pipeline.ingest import IngestParams, ingest
+from pipeline.modality import embed_kinds
 from pipeline.params import build, convert, fields, hints
 from pipeline.publish.assemble import AssembleParams, assemble
 from pipeline.publish.card import templates_sha256
 from pipeline.publish.stage import PublishParams, publish
 from pipeline.relations import RelationsParams, build_relations, relation_inputs
+from pipeline.relations.stage import relation_outputs
 from pipeline.sources.stage import FetchParams, fetch_sources, load_sources, source_files
 
 Paths = Callable[[Path, Any], list[Path]]
@@ -134,6 +136,8 @@ def _ingest_outputs(work: Path, p: IngestParams) -> list[Path]:
     out = [work / workdir.REVIEWS, work / workdir.REJECTS]
     if (work / workdir.SOURCES).exists() and load_sources(work)["meta"]:
         out.append(work / workdir.ITEMS)
+    if (work / workdir.SESSIONS).exists():  # Amazon-M2 sessions: their ordered list
+        out.append(work / workdir.SESSIONS)
     return out
 
 
@@ -146,13 +150,15 @@ def _graph_inputs(work: Path, p: GraphParams) -> list[Path]:
 def _assemble_inputs(work: Path, p: AssembleParams) -> list[Path]:
     work = Path(work)
     files = [workdir.REVIEWS, workdir.IMAGES, workdir.CLASSES, workdir.NODE_CATEGORIES]
+    if (work / workdir.SESSIONS).exists():  # Amazon-M2: published as sessions.parquet
+        files.append(workdir.SESSIONS)
     folders = [workdir.FINAL_DIR, workdir.CLIP_DIR, workdir.RELATIONS_DIR, workdir.STATS_DIR]
     return _items(work) + [work / f for f in files + folders]
 
 
 def _clip_outputs(work: Path, p: EmbedParams) -> list[Path]:
     names = [workdir.CLIP_INDEX, workdir.CLIP_SCORES, workdir.CLIP_META]
-    return [Path(work) / n for n in names + [workdir.clip_array(k) for k in workdir.CLIP_KINDS]]
+    return [Path(work) / n for n in names + [workdir.clip_array(k) for k in embed_kinds(work)]]
 
 
 # ----------------------------------------------------------------------------- the stages
@@ -313,7 +319,7 @@ RELATIONS = Stage(
     fn=build_relations,
     params=RelationsParams,
     inputs=lambda work, p: list(relation_inputs(work).values()),
-    outputs=_w(workdir.EDGE_RELATIONS, workdir.RELATIONS_JSON, workdir.USER_CLUSTERS),
+    outputs=lambda work, p: relation_outputs(work),
     stats="relations",
     doc="users clustered by the subcategories of all they buy; one relation text per cluster; "
     "per-edge relation distributions",

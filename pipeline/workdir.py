@@ -70,6 +70,7 @@ from pipeline.errors import StageError
 SOURCES = "sources.json"
 DOWNLOADS = "downloads"
 ITEMS = "items.parquet"
+SESSIONS = "sessions.parquet"  # Amazon-M2: the ordered sessions (ingest)
 REVIEWS = "reviews.parquet"
 REJECTS = "rejects.jsonl"
 STAGING = ".staging"

@@ -80,6 +80,8 @@ def run_graph(args: argparse.Namespace) -> int:
         **vars(args),
         "reviews": tuple(args.reviews),
         "meta": tuple(args.meta or ()),
+        "image_urls": tuple(args.image_urls or ()),
+        "locale": tuple(args.locale or ()),
         "cache_dir": str(args.cache_dir) if args.cache_dir else None,
     }
     todo = [stages.FETCH, stages.INGEST] + ([stages.CLEAN] if args.meta else []) + [stages.GRAPH]

@@ -45,6 +45,8 @@ def _answered_by(check) -> str:
 def _status(check) -> str:
     if check.generated:
         return "generated"
+    if check.local:
+        return "local file, not checked"
     failed = [p for p in check.probes if not p.ok]
     notes = "; ".join(f"{urlparse(p.url).hostname}: {p.status}" for p in failed)
     if check.answered is not None:

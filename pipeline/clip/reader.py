@@ -20,11 +20,12 @@ def join_description(desc: Sequence[str] | str | None) -> str:
     return " ".join(s.strip() for s in desc if s and s.strip())
 
 
-def load_inputs(work: Path) -> tuple[pl.DataFrame, dict[str, int]]:
+def load_inputs(work: Path, text_only: bool = False) -> tuple[pl.DataFrame, dict[str, int]]:
     """The nodes to embed, sorted by asin: asin, path, sha256, title, description, combined.
 
     Candidate nodes come from nodes.parquet; a node needs a clean item row and an image with
     status "ok" whose file is in the store. The others are counted (the filter drops them).
+    ``text_only`` (pipeline/modality.py): no image is needed; path and sha256 are "".
     """
     work = Path(work)
     for name in (workdir.NODES, workdir.IMAGES):
@@ -38,11 +39,14 @@ def load_inputs(work: Path) -> tuple[pl.DataFrame, dict[str, int]]:
     counts = {"candidates": df.height}
     no_item = df["title"].is_null()
     no_image = df["status"].is_null() | (df["status"] != "ok") | df["sha256"].is_null()
+    if text_only:
+        no_image = pl.Series([False] * df.height, dtype=pl.Boolean)
+        df = df.with_columns(pl.col("sha256").fill_null(""))
     counts["skipped_no_item"] = int(no_item.sum())
     counts["skipped_image_not_ok"] = int((~no_item & no_image).sum())
     df = df.filter(~no_item & ~no_image).sort("asin")
-    paths = [str(workdir.image_store_path(work, s)) for s in df["sha256"]]
-    missing = [p for p in paths if not Path(p).exists()]
+    paths = [str(workdir.image_store_path(work, s)) if s else "" for s in df["sha256"]]
+    missing = [p for p in paths if p and not Path(p).exists()]
     if missing:
         raise StageError(
             f"{len(missing)} images with status ok are not in the image store, e.g. {missing[0]}"

@@ -27,6 +27,7 @@ from pipeline import workdir
 from pipeline.clip.params import KINDS, EmbedParams
 from pipeline.clip.reader import inputs_fingerprint, load_inputs
 from pipeline.io import atomic_path, write_json
+from pipeline.modality import embed_kinds
 from pipeline.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def embed_work(
 
     work = Path(work)
     out_dir = work / workdir.CLIP_DIR
-    df, counts = load_inputs(work)
+    kinds_here = embed_kinds(work)  # no image kind in a text-only build (pipeline/modality.py)
+    no_images = "image" not in kinds_here
+    df, counts = load_inputs(work, text_only=no_images)
     cm = load_model(
         p.model, p.pretrained, p.checkpoint, p.device, p.precision, p.weights_seed, p.runtime
     )
@@ -97,11 +100,12 @@ def embed_work(
     ):
         if shard is not None and i % shard[1] != shard[0]:
             continue
-        if all((parts_dir / f"{k}_{i:05d}.npy").exists() for k in KINDS):
+        if all((parts_dir / f"{k}_{i:05d}.npy").exists() for k in kinds_here):
             continue
         chunk = df.slice(s, e - s)
-        img, _ = encode_images(cm, chunk["path"].to_list(), batch_size, num_workers, progress)
-        _save_npy(parts_dir / f"image_{i:05d}.npy", img)
+        if not no_images:
+            img, _ = encode_images(cm, chunk["path"].to_list(), batch_size, num_workers, progress)
+            _save_npy(parts_dir / f"image_{i:05d}.npy", img)
         # The three text kinds in one call: one tokenisation, one length sort, and a combined
         # text equal to its title (no description) is encoded once.
         kinds = KINDS[1:]
@@ -119,16 +123,20 @@ def embed_work(
         arrs = [np.load(parts_dir / f"{kind}_{i:05d}.npy") for i in range(n_parts)]
         return np.concatenate(arrs) if arrs else np.zeros((0, cm.embed_dim), np.float32)
 
-    emb = {k: gather(k) for k in KINDS}
-    ok = ~np.isnan(emb["image"]).any(axis=1)
+    emb = {k: gather(k) for k in kinds_here}
+    if no_images:  # every node keeps its texts; no CLIP-T without an image (null)
+        ok = np.ones(df.height, dtype=bool)
+    else:
+        ok = ~np.isnan(emb["image"]).any(axis=1)
     counts["image_decode_failed"] = int((~ok).sum())
     keep = df.filter(pl.Series(ok))
     emb = {k: np.ascontiguousarray(v[ok]) for k, v in emb.items()}
+    none = [None] * keep.height
     scores = pl.DataFrame(
         {
             "asin": keep["asin"],
-            "clip_t_title": clip_t(emb["image"], emb["title"]),
-            "clip_t_desc": clip_t(emb["image"], emb["description"]),
+            "clip_t_title": none if no_images else clip_t(emb["image"], emb["title"]),
+            "clip_t_desc": none if no_images else clip_t(emb["image"], emb["description"]),
         },
         schema={"asin": pl.String, "clip_t_title": pl.Float64, "clip_t_desc": pl.Float64},
     )
@@ -138,13 +146,15 @@ def embed_work(
     )
     for k, arr in emb.items():
         _save_npy(work / workdir.clip_array(k), arr)
+    if no_images:  # an earlier image build's array would be taken for this one's
+        (work / workdir.clip_array("image")).unlink(missing_ok=True)
     with atomic_path(work / workdir.CLIP_INDEX) as tmp:
         index.write_parquet(tmp)
     with atomic_path(work / workdir.CLIP_SCORES) as tmp:
         scores.write_parquet(tmp)
 
     def summary(col: str) -> dict[str, float | None]:
-        v = scores[col].to_numpy()
+        v = scores[col].drop_nulls().to_numpy()
         if not len(v):
             return {"mean": None, "std": None, "min": None, "max": None}
         return {

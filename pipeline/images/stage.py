@@ -43,6 +43,7 @@ from PIL import ImageFile
 from .. import workdir
 from ..errors import StageError, UserError
 from ..io import atomic_path
+from ..modality import TEXT_ONLY_REASON, text_only
 from ..progress import Progress
 from ..resources import Resources
 from ..workdir import (
@@ -445,7 +446,13 @@ def fetch_images(
 
 def images_stage(work: Path, cfg: ImageConfig, res: Resources = Resources()) -> dict[str, Any]:
     """The image stage as the pipeline runs it: ``fetch_images`` and its stats (what this
-    invocation did is logged, not recorded, so a resumed run records the same stats)."""
+    invocation did is logged, not recorded, so a resumed run records the same stats).
+    A text-only build (pipeline/modality.py) fetches nothing: an empty images.parquet."""
+    if text_only(work):
+        with atomic_path(Path(work) / IMAGES) as tmp:
+            pl.DataFrame(schema=ROW_SCHEMA).write_parquet(tmp)
+        log.info("images: skipped, a text-only build (%s)", TEXT_ONLY_REASON)
+        return {"skipped": "text-only", "reason": TEXT_ONLY_REASON, "candidates": 0, "ok": 0}
     summary = fetch_images(work, config=cfg, progress=res.progress)
     summary.pop("this_run", None)
     return summary

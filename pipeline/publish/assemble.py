@@ -39,6 +39,7 @@ from pipeline import stats as build_stats_
 from pipeline import workdir
 from pipeline.errors import UserError
 from pipeline.io import read_json
+from pipeline.modality import NO_TAXONOMY_REASON, TEXT_ONLY_REASON, embed_kinds, modalities
 from pipeline.params import as_dict, param
 from pipeline.publish import inputs
 from pipeline.publish.card_data import CardData, compare_reference
@@ -57,6 +58,7 @@ from pipeline.publish.writers.node_attributes import NODE_SCHEMA, write_node_att
 from pipeline.publish.writers.node_categories import write_node_categories
 from pipeline.publish.writers.parquet import write_parquet
 from pipeline.publish.writers.relations import write_relations
+from pipeline.publish.writers.sessions import write_sessions
 from pipeline.publish.writers.splits import write_splits
 from pipeline.resources import Resources
 from pipeline.reviews_select import DEFAULT_MAX_REVIEWS
@@ -119,6 +121,17 @@ class AssembleParams(EdgeSplitParams, BaselineParams):
             raise UserError(
                 f"retrieval_text must be one of {', '.join(EMBEDDINGS)} and probe_c positive"
             )
+
+
+def _without(mods: tuple[str, ...], class_names: dict) -> dict[str, str]:
+    """What the folder lacks and why (the card and the manifest say so): images in a
+    text-only build, classes and relations without a taxonomy."""
+    out = {}
+    if "image" not in mods:
+        out["images"] = TEXT_ONLY_REASON
+    if not class_names:
+        out["classes"] = NO_TAXONOMY_REASON
+    return out
 
 
 def _jsonable(obj: Any) -> Any:
@@ -184,7 +197,9 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     asins = nodes["asin"].to_list()
     class_names = inputs.node_category_names(work, nodes)
     edges, edge_info = inputs.edge_table(work, nodes, raw_edges)
-    images = inputs.images(work, nodes["asin"])
+    mods = modalities(work)  # ("text",): a text-only build, no images (pipeline/modality.py)
+    with_images = "image" in mods
+    images = inputs.images(work, nodes["asin"]) if with_images else inputs.no_images(nodes["asin"])
     attrs = nodes.select("asin", "node_id", "class").join(
         inputs.items(work, nodes["asin"]), on="asin", how="left", maintain_order="left"
     )
@@ -198,10 +213,13 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     shards, review_counts = write_node_attributes(
         dest, attrs, inputs.reviews(work), p.shard_rows, p.max_reviews
     )
-    dims = write_embeddings(dest, inputs.embeddings(work, asins))
-    hashes = images["sha256"].to_list()
-    store = [workdir.image_store_path(work, sha) for sha in hashes]
-    n_images = write_images_tar(dest, asins, store, hashes)
+    dims = write_embeddings(dest, inputs.embeddings(work, asins, embed_kinds(work)))
+    n_images = 0
+    if with_images:
+        hashes = images["sha256"].to_list()
+        store = [workdir.image_store_path(work, sha) for sha in hashes]
+        n_images = write_images_tar(dest, asins, store, hashes)
+    sessions = write_sessions(dest, work / workdir.SESSIONS, nodes)
     write_edges(dest, edges)
     write_splits(dest, asins, train, val, test)
     edge_split_counts = write_edge_splits(dest, src, dst, n, p.seed, p)
@@ -226,6 +244,7 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
         "directed_edges": 2 * edges.height,
         "classes": len(class_names),
         "images": n_images,
+        **({"sessions": sessions} if sessions is not None else {}),
         "reviews": int(review_counts.sum()),
         "nodes_with_reviews": int((review_counts > 0).sum()),
         "node_attribute_shards": shards,
@@ -240,7 +259,13 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
     params = _recorded_params(p)
     clip_t_title, clip_t_desc = inputs.clip_scores(work, nodes)
     described = {
-        "images": stored_sizes(images, params.get("max_side"), params.get("jpeg_quality")),
+        "images": (
+            stored_sizes(images, params.get("max_side"), params.get("jpeg_quality"))
+            if with_images
+            else None
+        ),
+        "modalities": list(mods),
+        "without": _without(mods, class_names),
         "reference": compare_reference(p.reference, n, edges.height, clip_t_title, clip_t_desc),
         "tasks": {"edge_splits": edge_split_counts, "baselines": baselines},
         "clip": inputs.clip_model(work),
@@ -259,7 +284,9 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
             build_stats=card_stats,
             sources=sources,
             class_names=[class_names[i] for i in sorted(class_names)],
-            class_sizes=[int(c) for c in np.bincount(labels, minlength=len(class_names))],
+            class_sizes=[
+                int(c) for c in np.bincount(labels[labels >= 0], minlength=len(class_names))
+            ],
             class_info=_jsonable(stats.get("classes", {})),
             degrees=np.bincount(np.concatenate([src, dst]), minlength=n),
             weights=edges["weight"].to_numpy(),

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,8 @@ class CardData:
     seed: int = 0
     relations: dict | None = None  # the published relations.json, when relations exist
     images: dict | None = None  # what images.tar holds (writers.images.stored_sizes)
+    modalities: list[str] = field(default_factory=lambda: ["image", "text"])
+    without: dict[str, str] = field(default_factory=dict)  # what the folder lacks, and why
     reference: dict | None = None  # SLIP Table 1 beside this build (compare_reference)
     tasks: dict | None = None  # edge split counts and the baselines (pipeline.tasks)
     clip: dict | None = None  # the CLIP model of the embeddings (clip/meta.json "model")
@@ -485,14 +487,27 @@ def _files(data: CardData) -> list[tuple[str, str]]:
             "negatives (Standard tasks, above)",
         ),
         ("node_categories.json", "class index -> class name"),
-        ("images.tar", images_text(data.images)),
+        *([("images.tar", images_text(data.images))] if "image" in data.modalities else []),
         (
             "embeddings/*_embeds.pt",
-            "CLIP image / title / description / combined embeddings, "
-            "float32 [num_nodes, d], row i = node i; `torch.load(path, weights_only=True)`",
+            (
+                "CLIP image / title / description / combined embeddings, "
+                if "image" in data.modalities
+                else "CLIP title / description / combined embeddings (no "
+                "image: a text-only folder), "
+            )  # fmt: skip
+            + "float32 [num_nodes, d], row i = node i; `torch.load(path, weights_only=True)`",
         ),
         ("embeddings/*_embeds.npy", "the same arrays for `numpy.load(path, mmap_mode='r')`"),
     ]
+    if c.get("sessions") is not None:
+        files.append(
+            (
+                "sessions.parquet",
+                "Amazon-M2 shopping sessions on the node ids: session_id, locale, items (node "
+                "ids in order, null where an item is not a node), next_item (node id or null)",
+            )
+        )
     if "relations" in c:
         files.append(
             ("relations.json", "RCML relation texts by relation_id, with cluster statistics")
@@ -562,5 +577,7 @@ def card_context(data: CardData) -> dict[str, Any]:
             else None
         ),
         "files": _files(data),
+        "without": data.without,
+        "text_only": "image" not in data.modalities,
         "bibtex": {"slip": SLIP_BIBTEX, "hou": HOU_BIBTEX},
     }

@@ -436,6 +436,10 @@ def write_explorer(
     if n == 0:
         raise UserError(f"{folder}: no nodes")
     cls = np.asarray(idx.classes, dtype=np.int64)
+    if not class_names and (cls == -1).all():  # no taxonomy: one colour, "no class"
+        class_names = ["(no class)"]
+        cls = np.zeros_like(cls)
+        idx.classes[:] = [0] * n
     if cls.min() < 0 or cls.max() >= len(class_names):
         raise UserError(f"{folder}: node classes missing or outside node_categories.json")
     adj = _adjacency(folder, n)

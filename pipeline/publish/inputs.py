@@ -143,8 +143,11 @@ def items(work: Path, asins: pl.Series) -> pl.DataFrame:
     return items.with_columns(pl.col("description").fill_null([]).alias("desc")).drop("description")
 
 
-def embeddings(work: Path, asins: list[str]) -> dict[str, np.ndarray]:
-    """{kind: float32 [N, d]}, row i = node i (the CLIP index maps asins to rows)."""
+def embeddings(
+    work: Path, asins: list[str], kinds: tuple[str, ...] | None = None
+) -> dict[str, np.ndarray]:
+    """{kind: float32 [N, d]}, row i = node i (the CLIP index maps asins to rows); ``kinds``
+    default all (a text-only build has no image kind)."""
     index = pl.read_parquet(_require(work / workdir.CLIP_INDEX, "CLIP index (run the clip stage)"))
     pos = dict(zip(index["asin"].to_list(), index["row"].to_list(), strict=True))
     missing = [a for a in asins if a not in pos]
@@ -152,13 +155,22 @@ def embeddings(work: Path, asins: list[str]) -> dict[str, np.ndarray]:
         raise UserError(f"{len(missing)} nodes have no CLIP embedding, e.g. {missing[:3]}")
     rows = np.asarray([pos[a] for a in asins], dtype=np.int64)
     out = {}
-    for kind in EMBEDDING_KINDS:
+    for kind in kinds or EMBEDDING_KINDS:
         path = _require(work / workdir.clip_array(kind), f"{kind} embeddings")
         arr = np.load(path, mmap_mode="r")
         if arr.ndim != 2 or (rows.size and rows.max() >= arr.shape[0]):
             raise UserError(f"{path}: shape {arr.shape} does not match the index")
         out[kind] = np.ascontiguousarray(arr[rows], dtype=np.float32)
     return out
+
+
+def no_images(asins: pl.Series) -> pl.DataFrame:
+    """The columns of :func:`images` with no image for any node (a text-only build)."""
+    schema = {"asin": pl.String, "sha256": pl.String, "url": pl.String}
+    schema |= {c: pl.Int64 for c in ("width", "height", "orig_width", "orig_height")}
+    return pl.DataFrame({"asin": asins}).with_columns(
+        pl.lit(None, t).alias(c) for c, t in schema.items() if c != "asin"
+    )
 
 
 def images(work: Path, asins: pl.Series) -> pl.DataFrame:

@@ -14,6 +14,7 @@ import polars as pl
 from pipeline import db, workdir
 from pipeline.errors import UserError
 from pipeline.io import atomic_path, write_json
+from pipeline.modality import NO_TAXONOMY_REASON, has_taxonomy
 from pipeline.params import param
 from pipeline.relations.clusters import cluster_points, describe, silhouette
 from pipeline.relations.vectors import sample_rows, user_vectors, write_user_clusters
@@ -52,6 +53,14 @@ class RelationsParams:
             raise UserError(f"relation_level must be at least 0, got {self.relation_level}")
 
 
+def relation_outputs(work: Path) -> list[Path]:
+    """The stage's outputs: none without a taxonomy (the stage is skipped)."""
+    if not has_taxonomy(work):
+        return []
+    return [Path(work) / n for n in (workdir.EDGE_RELATIONS, workdir.RELATIONS_JSON,
+                                     workdir.USER_CLUSTERS)]  # fmt: skip
+
+
 def relation_inputs(work: Path) -> dict[str, Path]:
     """The stage's inputs by view name (the stage declaration lists the same files)."""
     work = Path(work)
@@ -73,6 +82,11 @@ def build_relations(
     See the package docstring for the inputs, outputs and the rules for edge cases.
     """
     work = Path(work)
+    if not has_taxonomy(work):  # nothing to describe a relation with (pipeline/modality.py)
+        for name in (workdir.EDGE_RELATIONS, workdir.RELATIONS_JSON, workdir.USER_CLUSTERS):
+            (work / name).unlink(missing_ok=True)
+        log.info("relations: skipped, %s", NO_TAXONOMY_REASON)
+        return {"skipped": "no taxonomy", "reason": NO_TAXONOMY_REASON, "k": 0}
     k, seed = p.relations_k, p.seed
     paths = relation_inputs(work)
     missing = [str(path) for path in paths.values() if not path.exists()]

@@ -43,6 +43,7 @@ class SourceCheck:
     source: str  # "reviews" or "meta"
     probes: list[Probe] = field(default_factory=list)
     generated: bool = False  # a sample category: made locally, nothing to ask
+    local: bool = False  # file names, not URLs (e.g. Amazon-M2, behind a sign-in): not asked
 
     @property
     def answered(self) -> Probe | None:
@@ -50,7 +51,7 @@ class SourceCheck:
 
     @property
     def reachable(self) -> bool:
-        return self.generated or self.answered is not None
+        return self.generated or self.local or self.answered is not None
 
 
 def _size(resp: requests.Response) -> int | None:
@@ -104,8 +105,11 @@ def check_category(cat: Category, session: requests.Session | None = None) -> li
     """The checks of one category's sources (URLs asked in order until one answers)."""
     out = []
     for source, urls in cat.sources().items():
-        if cat.source == "sample" or not all(urlparse(u).scheme for u in urls):
+        if cat.source == "sample":
             out.append(SourceCheck(cat.slug, source, generated=True))
+            continue
+        if not all(urlparse(u).scheme for u in urls):
+            out.append(SourceCheck(cat.slug, source, local=True))
             continue
         probes = []
         for url in urls:

@@ -17,7 +17,7 @@ from pipeline.params import param
 from pipeline.resources import Resources
 from pipeline.sources.fetch import FetchError, Source, fetch
 
-KINDS = ("reviews", "meta")
+KINDS = ("reviews", "meta", "image_urls")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,13 @@ class FetchParams:
         "item metadata dump; when given, items without a usable title, description or image "
         "are dropped before the graph; repeatable",
         metavar="PATH_OR_URL",
+        setting=False,
+    )
+    image_urls: tuple[str, ...] = param(
+        (),
+        "image-URL list, columns product_id,image_url (SQID's product_image_urls.csv): the "
+        "image of items whose metadata has none usable; repeatable",
+        metavar="FILE.csv",
         setting=False,
     )
     url_aliases: tuple[str, ...] = param(

@@ -20,6 +20,8 @@ SELECT
     CASE
         WHEN title IS NULL OR length(trim(title)) < $min_title_chars THEN 'no_title'
         WHEN length(array_to_string(description, ' ')) < $min_description_chars THEN 'no_description'
-        WHEN image_url IS NULL OR NOT regexp_matches(image_url, '^https?://') THEN 'no_image'
+        -- $need_image false: a text-only build (pipeline/modality.py), no image expected
+        WHEN $need_image AND (image_url IS NULL OR NOT regexp_matches(image_url, '^https?://'))
+            THEN 'no_image'
     END AS reject_reason
 FROM described

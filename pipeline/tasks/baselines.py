@@ -222,7 +222,8 @@ def folder_baselines(folder: str | Path, params: BaselineParams = BaselineParams
     for shard in sorted((folder / "node_attributes").glob("*.parquet")):
         t = pq.read_table(shard, columns=["node_id", "class"])
         labels[np.asarray(t["node_id"])] = np.asarray(t["class"])
-    if (labels < 0).any():
+    unlabelled = bool(n) and bool((labels < 0).all())  # no taxonomy: every class is -1
+    if (labels < 0).any() and not unlabelled:
         raise UserError(f"{folder}: {int((labels < 0).sum())} nodes without a class")
     embeddings = {
         kind: np.load(path, mmap_mode="r")
@@ -231,7 +232,10 @@ def folder_baselines(folder: str | Path, params: BaselineParams = BaselineParams
     }
     es_path = folder / "edge_splits.parquet"
     edge_splits = pq.read_table(es_path) if es_path.exists() else None
-    return task_baselines(embeddings, labels, split, edge_splits, params)
+    result = task_baselines(embeddings, labels, split, edge_splits, params)
+    if unlabelled:
+        result["node_classification"] = {"skipped": "no classes (every node's class is -1)"}
+    return result
 
 
 # ---------------------------------------------------------------------------- card text
