@@ -138,7 +138,12 @@ def _stage_file(
     else:
         _, layout = head_records(src.path)
         _lines_view(con, path or src.path, layout, tag)
-        query = load_sql(f"{kind}_{fmt}")
+        execute_script(con, "json_docs")
+        if kind == "items":  # the format's fields as view item_typed, then the shared checks
+            execute_script(con, f"items_{fmt}")
+            query = load_sql("items_checked")
+        else:
+            query = load_sql(f"reviews_{fmt}")
     try:
         con.execute(f"COPY ({query}) TO {quote_literal(str(out))} (FORMAT parquet)")
     except duckdb.Error as e:

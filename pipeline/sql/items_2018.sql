@@ -1,9 +1,8 @@
--- Canonical items from Amazon 2018 metadata (view `lines`: JSON lines, or the elements of
--- one JSON array). High-resolution image first; `category` is the taxonomy path.
-WITH docs AS (
-    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
-    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
-), parsed AS (
+-- Amazon 2018 metadata (view `docs`, json_docs.sql: JSON lines, or the elements of one JSON
+-- array) -> view `item_typed`, which items_checked.sql turns into canonical items.
+-- High-resolution image first; `category` is the taxonomy path.
+CREATE OR REPLACE TEMP VIEW item_typed AS
+WITH parsed AS (
     SELECT
         line, doc, NOT ok AS repaired,
         CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
@@ -32,20 +31,7 @@ WITH docs AS (
         CASE WHEN json_type(r.imageURL) = 'ARRAY'
             THEN json_transform(r.imageURL, '["VARCHAR"]')[1] END AS lo
     FROM parsed
-), checked AS (
-    SELECT
-        asin, title,
-        coalesce(description, []) AS description,
-        coalesce(features, []) AS features,
-        coalesce(categories, []) AS categories,
-        main_category,
-        nullif(coalesce(hi, lo), '') AS image_url,
-        store,
-        item_reject_reason(r, keys, asin) AS reject_reason,
-        line, repaired
-    FROM typed
+), with_image AS (
+    SELECT * EXCLUDE (hi, lo), nullif(coalesce(hi, lo), '') AS image_url FROM typed
 )
-SELECT * EXCLUDE (line, repaired),
-    CASE WHEN reject_reason IS NOT NULL THEN line END AS raw,
-    repaired AND reject_reason IS NULL AS repaired
-FROM checked
+SELECT * FROM with_image

@@ -1,9 +1,8 @@
--- Canonical items from Amazon Reviews 2023 metadata lines (view `lines`). The best image is
--- the MAIN one if any, else the first; hi_res preferred over large.
-WITH docs AS (
-    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
-    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
-), parsed AS (
+-- Amazon Reviews 2023 metadata lines (view `docs`, json_docs.sql) -> view `item_typed`, which
+-- items_checked.sql turns into canonical items. The best image is the MAIN one if any, else
+-- the first; hi_res preferred over large.
+CREATE OR REPLACE TEMP VIEW item_typed AS
+WITH parsed AS (
     SELECT
         line, doc, NOT ok AS repaired,
         CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{
@@ -32,20 +31,7 @@ WITH docs AS (
             r.images[1]
         ) AS img
     FROM parsed
-), checked AS (
-    SELECT
-        asin, title,
-        coalesce(description, []) AS description,
-        coalesce(features, []) AS features,
-        coalesce(categories, []) AS categories,
-        main_category,
-        nullif(coalesce(img.hi_res, img.large), '') AS image_url,
-        store,
-        item_reject_reason(r, keys, asin) AS reject_reason,
-        line, repaired
-    FROM typed
+), with_image AS (
+    SELECT * EXCLUDE (img), nullif(coalesce(img.hi_res, img.large), '') AS image_url FROM typed
 )
-SELECT * EXCLUDE (line, repaired),
-    CASE WHEN reject_reason IS NOT NULL THEN line END AS raw,
-    repaired AND reject_reason IS NULL AS repaired
-FROM checked
+SELECT * FROM with_image

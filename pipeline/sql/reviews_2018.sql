@@ -1,10 +1,7 @@
--- Canonical reviews from Amazon 2018 review lines (view `lines`). Same rules as 2023
--- (ingest_macros.sql); `vote` is a string with thousands separators ("1,234"),
+-- Canonical reviews from Amazon 2018 review lines (view `docs`, json_docs.sql). Same rules
+-- as 2023 (ingest_macros.sql); `vote` is a string with thousands separators ("1,234"),
 -- `unixReviewTime` is in seconds. `user_id` is read only to tell a 2023 line apart.
-WITH docs AS (
-    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
-    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
-), parsed AS (
+WITH parsed AS (
     SELECT
         line, doc, NOT ok AS repaired,
         CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{

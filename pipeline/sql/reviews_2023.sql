@@ -1,11 +1,9 @@
--- Canonical reviews from Amazon Reviews 2023 JSON lines (view `lines`, one JSON text per row).
+-- Canonical reviews from Amazon Reviews 2023 JSON lines (view `docs`, json_docs.sql: one
+-- JSON text per row).
 -- Each line is parsed once into a struct of raw JSON values; fields are then cast one by one
 -- so that a bad line is rejected with a reason (ingest_macros.sql) instead of failing the
 -- whole file. `reviewerID` is read only to tell a 2018 line apart (`other_format`).
-WITH docs AS (
-    SELECT line, ok, CASE WHEN ok THEN line ELSE lone_surrogates_replaced(line) END AS doc
-    FROM (SELECT line, json_valid(line) AS ok FROM lines WHERE line IS NOT NULL AND trim(line) <> '')
-), parsed AS (
+WITH parsed AS (
     SELECT
         line, doc, NOT ok AS repaired,
         CASE WHEN (ok OR json_valid(doc)) AND is_object_text(doc) THEN json_transform(doc, '{

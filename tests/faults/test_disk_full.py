@@ -7,7 +7,6 @@ this machine does not allow that."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.publish.targets import publish_folder
+from tests.faults.namespaces import why_no_tmpfs
 from tests.publish_fixtures import build_category_folder
 
 SLUG = "demo"
@@ -22,21 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = 4096
 
 
-def _namespaces_work() -> str | None:
-    if shutil.which("unshare") is None:
-        return "unshare is not installed"
-    r = subprocess.run(
-        ["unshare", "-m", "--", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return None if r.returncode == 0 else f"cannot mount a tmpfs in a namespace: {r.stderr}"
-
-
 pytestmark = pytest.mark.skipif(
-    (why := _namespaces_work()) is not None, reason=f"no real full disk here: {why}"
+    (why := why_no_tmpfs()) is not None, reason=f"no real full disk here: {why}"
 )
 
 # Runs inside the namespace: STEP 1 on a small tmpfs, then STEP 2 after growing it.

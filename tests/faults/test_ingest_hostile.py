@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from pipeline.ingest import IngestError
 from pipeline.sources.detect import detect_format, last_line_complete
+from tests.faults.namespaces import why_no_tmpfs
 from tests.stage_helpers import ingest_dumps
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,22 +204,7 @@ def test_dedupe_keeps_the_same_winner_and_counts(tmp_path):
     assert stats["unverified_dropped"] == 1 and stats["reviews_kept"] == 1
 
 
-def _tmpfs_in_namespace() -> str | None:
-    if shutil.which("unshare") is None:
-        return "unshare is not installed"
-    r = subprocess.run(
-        ["unshare", "-m", "--", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return None if r.returncode == 0 else f"cannot mount a tmpfs in a namespace: {r.stderr}"
-
-
-@pytest.mark.skipif(
-    (why := _tmpfs_in_namespace()) is not None, reason=f"no real full disk here: {why}"
-)
+@pytest.mark.skipif((why := why_no_tmpfs()) is not None, reason=f"no real full disk here: {why}")
 def test_full_output_disk_is_no_space_left_not_input_cannot_be_read(tmp_path):
     # The dump lives outside; the work directory on a 512 KB tmpfs mounted in a private
     # mount namespace (nothing outside the test sees it) fills up while staging.
