@@ -93,13 +93,24 @@ def _closure(name: str) -> frozenset[Path]:
     return frozenset(files)
 
 
+@functools.cache
+def _package_dir(top: str) -> Path | None:
+    spec = importlib.util.find_spec(top)
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
 def _module_file(name: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    """The source file of own module ``name``, found on disk without importing it (finding
+    the spec of a submodule imports its parents: open_clip and torch for a stage key)."""
+    top, *rest = name.split(".")
+    root = _package_dir(top)
+    if root is None:
         return None
-    origin = getattr(spec, "origin", None)
-    return Path(origin) if origin and origin.endswith(".py") else None
+    base = root.joinpath(*rest)
+    for path in (base.with_suffix(".py") if rest else None, base / "__init__.py"):
+        if path is not None and path.is_file():
+            return path
+    return None
 
 
 def _imports(mod: str, path: Path) -> list[str]:
