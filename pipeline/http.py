@@ -1,7 +1,7 @@
 """Sessions and one-line descriptions of network errors for the pipeline.
 
 The retry policy itself (what is retried, how often, how long) is defined once, in the light
-package (``acmmg.retry``), and shared with the loader; its names are re-exported here.
+package (``acmmg.retry``), and shared with the loader: import it from there.
 """
 
 from __future__ import annotations
@@ -9,34 +9,9 @@ from __future__ import annotations
 import requests
 import urllib3
 
-from acmmg.retry import (
-    HttpStatusError,
-    IncompleteBody,
-    Retry,
-    RetryPolicy,
-    check_status,
-    describe,
-    is_transient,
-    kind,
-    parse_retry_after,
-    root_text,
-    transient_status,
-)
+from acmmg.retry import describe, kind, root_text
 
-__all__ = [
-    "HttpStatusError",
-    "IncompleteBody",
-    "Retry",
-    "RetryPolicy",
-    "alias",
-    "check_status",
-    "describe",
-    "describe_error",
-    "is_transient",
-    "make_session",
-    "parse_retry_after",
-    "transient_status",
-]
+__all__ = ["alias", "describe_error", "make_session"]
 
 
 def make_session(user_agent: str | None = None) -> requests.Session:

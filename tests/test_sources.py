@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.http import HttpStatusError, RetryPolicy, describe, is_transient
+from acmmg.retry import HttpStatusError, RetryPolicy, describe, is_transient
 from pipeline.sources.detect import last_line_complete
 from pipeline.sources.fetch import FetchError, TruncatedDownload, fetch
 from tests.httpserver import FaultyServer

@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 
 import requests
 
+from acmmg.retry import RetryPolicy, check_status, describe
 from pipeline.categories import Category
-from pipeline.http import RetryPolicy, check_status, describe, make_session
+from pipeline.http import make_session
 
 HEAD_REFUSED = (400, 403, 405, 501)
 CHECK_POLICY = RetryPolicy(attempts=2, backoff=0.5, deadline=20.0, max_retry_after=10.0)
