@@ -224,7 +224,8 @@ def prepare(
 ) -> dict:
     """``purchases`` -> ``baskets`` and ``item_ids`` -> heavy-user cut -> ``kept_baskets``
     (column ``part`` = hash(user) mod ``partitions``), writing ``bipartite.parquet`` when
-    ``work`` is given; returns the stats of these steps."""
+    ``work`` is given (``purchases`` then holds each pair once, as reviews.parquet does);
+    returns the stats of these steps."""
     clock = clock or _Clock(None)
     stats: dict = {}
     execute_script(con, "bipartite")
@@ -242,12 +243,18 @@ def prepare(
         stats["pair_instances"] = pair_instances(con)
     clock.lap("baskets")
     if work is not None:
+        # Without the heavy-user cut the table is ``purchases`` itself (distinct pairs, as
+        # ingest writes reviews.parquet): copied, not rebuilt from the baskets (4x faster).
+        rows = (
+            "SELECT b.uid AS user_id, i.asin FROM (SELECT uid, unnest(items) AS iid FROM baskets) b"
+            " JOIN item_ids i USING (iid)"
+            if max_items_per_user
+            else "SELECT user_id, asin FROM purchases"
+        )
         with atomic_path(work / workdir.BIPARTITE) as tmp:
             con.execute(
-                f"""COPY (SELECT b.uid AS user_id, i.asin
-                    FROM (SELECT uid, unnest(items) AS iid FROM baskets) b
-                    JOIN item_ids i USING (iid)
-                    ORDER BY i.asin, user_id) TO {quote_literal(str(tmp))} (FORMAT parquet)"""
+                f"COPY ({rows} ORDER BY asin, user_id) TO {quote_literal(str(tmp))} "
+                "(FORMAT parquet)"
             )
         clock.lap("write bipartite")
     _advance(bar)

@@ -118,7 +118,7 @@ def _imports(mod: str, path: Path) -> list[str]:
     imports anywhere in it."""
     package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _statements(ast.parse(path.read_text()).body):
         if isinstance(node, ast.Import):
             out += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -130,6 +130,16 @@ def _imports(mod: str, path: Path) -> list[str]:
             out.append(base)
             out += [f"{base}.{a.name}" for a in node.names]
     return [m for m in out if m.split(".")[0] in OWN]
+
+
+def _statements(body: list[ast.stmt]) -> Iterable[ast.AST]:
+    """Every statement in ``body``, nested ones included (in functions, classes, if, try,
+    with, loops, match): imports are statements, so the expressions, most of a module's
+    nodes, need no visit."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from _statements(getattr(node, field, None) or [])
 
 
 def stage_key(

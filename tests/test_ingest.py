@@ -80,6 +80,32 @@ def test_parquet_bipartite_input(tmp_path):
     assert stats["duplicates_dropped"] == 1
 
 
+def test_purchase_table_path_equals_the_general_one(tmp_path, monkeypatch):
+    """The one-pass ingest of bare purchase tables writes the bytes the general path (counts,
+    window, sorted copy) writes, with the same stats: duplicates, missing ids, two files."""
+    import pipeline.ingest as ingest_mod
+
+    rng = random.Random(7)
+    files = []
+    for n in range(2):
+        rows = [(rng.randrange(300), rng.randrange(60)) for _ in range(2000)]
+        f = tmp_path / f"r{n}.parquet"
+        pl.DataFrame(
+            {
+                "user_id": [None if i % 97 == 0 else u for i, (u, _) in enumerate(rows)],
+                "item_id": [None if i % 89 == 0 else v for i, (_, v) in enumerate(rows)],
+            }
+        ).write_parquet(f)
+        files.append(str(f))
+    fast = ingest_dumps(files, None, tmp_path / "fast")
+    monkeypatch.setattr(ingest_mod, "_purchases_only", lambda *a: False)
+    general = ingest_dumps(files, None, tmp_path / "general")
+    assert fast["duplicates_dropped"] > 0 and fast["reviews_rejected"] > 0
+    assert fast == general
+    for name in ("reviews.parquet", "rejects.jsonl"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "general" / name).read_bytes()
+
+
 def test_2023_sample_gz_and_planted_defects(sample_dir, tmp_path):
     stats = ingest_dumps(
         [str(sample_dir / "Demo.jsonl.gz")], [str(sample_dir / "meta_Demo.jsonl.gz")], tmp_path
