@@ -500,9 +500,9 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
         con.close()
 
 
-def _purchases_only(sources: list[tuple[Source, str]], verified_only: bool) -> bool:
+def _purchases_only(sources: list[tuple[Source, str]]) -> bool:
     """Every input a bare (user, item) table, so ``reviews_purchases.sql`` gives the result."""
-    return not verified_only and all(f == "parquet" for _, f in sources)
+    return all(f == "parquet" for _, f in sources)
 
 
 def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestParams) -> dict:
@@ -511,6 +511,8 @@ def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestP
     sessions = [f == "m2_sessions" for _, f in sources]
     if verified_only and any(sessions):
         raise UserError("verified_only: Amazon-M2 sessions have no verified-purchase flag")
+    if verified_only and any(f == "parquet" for _, f in sources):
+        raise UserError("verified_only: a (user_id, item_id) parquet table has no verified flag")
     locales = m2.select_locales(p.locale)
     stage_dir = work / workdir.STAGING
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -521,7 +523,7 @@ def _ingest(con: duckdb.DuckDBPyConnection, work: Path, listed: dict, p: IngestP
     _staged_view(con, staged)
     # Rows, not records: an M2 session is several rows (one per item).
     good = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
-    purchases_only = _purchases_only(sources, verified_only)
+    purchases_only = _purchases_only(sources)
     if purchases_only:  # ids only: one pass instead of two over 20 M rows
         con.execute(load_sql("reviews_purchases"))
     else:

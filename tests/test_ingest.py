@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipeline.errors import UserError
 from pipeline.ingest import IngestError
 from pipeline.sources.detect import detect_format
 from pipeline.sources.fetch import FetchError, fetch
@@ -78,6 +79,11 @@ def test_parquet_bipartite_input(tmp_path):
     stats = ingest_dumps([str(f)], None, tmp_path / "w")
     assert stats["reviews_kept"] == 3  # (2, 10) twice is one purchase
     assert stats["duplicates_dropped"] == 1
+    reviews = pl.read_parquet(tmp_path / "w" / "reviews.parquet")
+    assert reviews.schema["user_id"] == reviews.schema["asin"] == pl.String
+    assert reviews["asin"].to_list() == ["10", "10", "11"]
+    with pytest.raises(UserError, match="no verified flag"):
+        ingest_dumps([str(f)], None, tmp_path / "v", verified_only=True)
 
 
 def test_purchase_table_path_equals_the_general_one(tmp_path, monkeypatch):
@@ -88,7 +94,8 @@ def test_purchase_table_path_equals_the_general_one(tmp_path, monkeypatch):
     rng = random.Random(7)
     files = []
     for n in range(2):
-        rows = [(rng.randrange(300), rng.randrange(60)) for _ in range(2000)]
+        # Text ids: the general path takes them as they are (it is not given integer ids).
+        rows = [(f"u{rng.randrange(300)}", f"i{rng.randrange(60)}") for _ in range(2000)]
         f = tmp_path / f"r{n}.parquet"
         pl.DataFrame(
             {

@@ -1,8 +1,9 @@
 -- A bare (user_id, item_id) purchase table, as made by shared/bench/gen_bipartite.py:
--- the graph stages alone. Ids of any type become text.
+-- the graph stages alone. The ids keep their type here (staging 20 M integer ids is twice as
+-- fast as staging their text); reviews_purchases.sql makes them text.
 SELECT
-    CAST(user_id AS VARCHAR) AS user_id,
-    CAST(item_id AS VARCHAR) AS asin,
+    user_id,
+    item_id AS asin,
     CAST(NULL AS DOUBLE) AS rating,
     CAST(NULL AS BIGINT) AS ts,
     CAST(NULL AS BOOLEAN) AS verified,

@@ -2,8 +2,10 @@
 -- the ids is empty, so there is nothing to choose between a pair's rows, and one DISTINCT
 -- does what the counts and the window of the general path (reviews_counts.sql,
 -- reviews_finalize.sql) do, in one pass. The rows are the general path's, so is the file.
+-- Ids of any type become text.
 CREATE OR REPLACE TABLE reviews AS
-SELECT user_id, asin,
+SELECT CAST(user_id AS VARCHAR) AS user_id,
+       CAST(asin AS VARCHAR) AS asin,
        CAST(NULL AS DOUBLE) AS rating,
        CAST(NULL AS BIGINT) AS ts,
        CAST(NULL AS BOOLEAN) AS verified,
