@@ -272,7 +272,7 @@ def _median(runs: list[dict], key: str) -> float | None:
 
 
 def main() -> None:
-    from pipeline.graph import DEFAULT_MEMORY_LIMIT
+    from pipeline.db import DEFAULT_MEMORY_LIMIT
 
     p = argparse.ArgumentParser()
     p.add_argument(

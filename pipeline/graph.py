@@ -4,7 +4,7 @@ The heavy step is the projection: a user with d items makes d(d-1)/2 pair instan
 the 20M benchmark set) and most pairs are seen once or twice. Purchases are grouped into one
 sorted basket per user; each basket emits its pairs (i < j) without a self-join, and a window
 sorted per item keeps only the pairs that reach ``min_copurchase`` before anything is hashed
-(sql/project.sql). DuckDB runs under ``DEFAULT_MEMORY_LIMIT`` and spills past it, at about
+(sql/project.sql). DuckDB runs under ``pipeline.db.DEFAULT_MEMORY_LIMIT`` and spills past it, at about
 the same speed as without a limit (bench/README.md, "Graph build"). For a cluster,
 pipeline/graph_partitions.py runs the same build as user-hash partitions and a sum merge.
 """
@@ -28,10 +28,6 @@ from pipeline.resources import Resources
 from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
-
-# DuckDB memory_limit of the graph stage unless --memory-limit / ACMMG_DUCKDB_MEMORY say
-# otherwise: peak RSS stays near it on the 20M benchmark set (2.2 GB; 4.3 GB without it).
-DEFAULT_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
@@ -114,12 +110,6 @@ def node_table(edges: pl.DataFrame) -> pl.DataFrame:
     return ends.group_by("asin").agg(degree=pl.len().cast(pl.Int64)).sort("asin")
 
 
-def open_graph_db(work: Path, res: Resources = Resources()) -> duckdb.DuckDBPyConnection:
-    """The graph stage's DuckDB: ``DEFAULT_MEMORY_LIMIT`` unless ``res`` or
-    ACMMG_DUCKDB_MEMORY say otherwise; spills under ``work/.duckdb_tmp``."""
-    return open_db(work, res, DEFAULT_MEMORY_LIMIT)
-
-
 def purchases_view(
     con: duckdb.DuckDBPyConnection, work: Path, usable_items_only: bool | None = None
 ) -> dict:
@@ -154,7 +144,7 @@ def build_graph(work: Path, p: GraphParams = GraphParams(), res: Resources = Res
     """
     work = Path(work)
     workdir.require(work / workdir.REVIEWS, "reviews (run the ingest stage)")
-    con = open_graph_db(work, res)
+    con = open_db(work, res)
     bar = _stage_bar(res.progress, ["bipartite", "prune", "project", "k-core", "write"])
     stats = purchases_view(con, work, p.usable_items_only)
     stats.update(graph_core(con, p.min_copurchase, p.k, p.max_items_per_user, bar, work))

@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 
 from pipeline import workdir
-from pipeline.db import count
+from pipeline.db import count, open_db
 from pipeline.errors import StageError
-from pipeline.graph import GraphParams, finish, open_graph_db, prepare, purchases_view, write_graph
+from pipeline.graph import GraphParams, finish, prepare, purchases_view, write_graph
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.resources import Resources
 from pipeline.sql import execute_script, quote_literal
@@ -82,7 +82,7 @@ def prepare_partitions(
     _check(partitions)
     out = partition_dir(work, partitions)
     out.mkdir(parents=True, exist_ok=True)
-    con = open_graph_db(work, res)
+    con = open_db(work, res)
     min_copurchase, max_items_per_user = p.min_copurchase, p.max_items_per_user
     stats = purchases_view(con, work, p.usable_items_only)
     stats.update(prepare(con, min_copurchase, max_items_per_user, work, partitions=partitions))
@@ -114,7 +114,7 @@ def project_partition(
     work = Path(work)
     _check(partitions, part)
     _prepared(work, partitions)
-    con = open_graph_db(work, res)
+    con = open_db(work, res)
     src = baskets_file(work, part, partitions)
     con.execute(f"CREATE TEMP VIEW kept_baskets AS SELECT * FROM read_parquet({_lit(src)})")
     execute_script(con, "pair_instances")
@@ -158,7 +158,7 @@ def merge_bucket(
         for p in range(partitions)
         for f in (pairs_dir(work, p, partitions) / f"bucket={bucket}").glob("*.parquet")
     )
-    con = open_graph_db(work, res)
+    con = open_db(work, res)
     if files:
         listed = ", ".join(_lit(f) for f in files)
         con.execute(
@@ -191,7 +191,7 @@ def merge_partitions(
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise StageError(f"buckets not merged yet: {', '.join(missing)}")
-    con = open_graph_db(work, res)
+    con = open_db(work, res)
     ids = partition_dir(work, partitions) / ITEM_IDS
     con.execute(f"CREATE TEMP TABLE item_ids AS SELECT * FROM read_parquet({_lit(ids)})")
     listed = ", ".join(_lit(f) for f in files)

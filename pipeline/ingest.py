@@ -47,9 +47,6 @@ from pipeline.sql import execute_script, load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
-# DuckDB's memory cap unless --memory-limit / ACMMG_DUCKDB_MEMORY say otherwise (as the graph
-# and relations stages): past it the window over the texts spills under WORK/.duckdb_tmp.
-DEFAULT_MEMORY_LIMIT = "2GB"
 LINE_DELIM = "\x1f"  # never appears unescaped in valid JSON, so a line stays one column
 REJECT_SAMPLE_PER_REASON = 20
 
@@ -410,7 +407,7 @@ def ingest_items(
     image stage on a graph built without metadata. Returns its path."""
     work = Path(work)
     sources = [fetch(uri, cache_dir) for uri in meta]
-    _ingest_items(sources, work, fmt, open_db(work, None, DEFAULT_MEMORY_LIMIT))
+    _ingest_items(sources, work, fmt, open_db(work))
     return work / workdir.ITEMS
 
 
@@ -484,7 +481,7 @@ def ingest(work: Path, p: IngestParams = IngestParams(), res: Resources = Resour
     if not listed["reviews"]:
         raise UserError(f"{work / workdir.SOURCES} lists no review dump")
     (work / workdir.REJECTS).unlink(missing_ok=True)
-    con = open_db(work, res, DEFAULT_MEMORY_LIMIT)
+    con = open_db(work, res)
     try:
         return _ingest(con, work, listed, p)
     except duckdb.Error as e:  # a full spill directory, the disk under a table, no memory

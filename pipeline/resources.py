@@ -15,7 +15,7 @@ from pipeline.params import param
 class Resources:
     memory_limit: str | None = param(
         None,
-        "DuckDB memory_limit, e.g. 4GB (default $ACMMG_DUCKDB_MEMORY, else the stage's own)",
+        "DuckDB memory_limit, e.g. 4GB (default $ACMMG_DUCKDB_MEMORY, else 2GB)",
         metavar="SIZE",
     )
     temp_directory: str | None = param(

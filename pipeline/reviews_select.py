@@ -24,6 +24,7 @@ def select_reviews(
     max_reviews: int = DEFAULT_MAX_REVIEWS,
     memory_limit: str | None = None,
     temp_directory: Path | str | None = None,
+    threads: int | None = None,
 ) -> pl.DataFrame:
     """Columns asin, reviews (list of texts, best first), n_reviews; one row per node with
     at least one non-empty review, sorted by asin. Nodes without reviews are absent."""
@@ -33,8 +34,9 @@ def select_reviews(
     if max_reviews == 0 or not asins:
         return pl.DataFrame(schema=schema)
     # pipeline.db: the memory limit and spill directory every stage shares (the arguments,
-    # else ACMMG_DUCKDB_MEMORY / ACMMG_DUCKDB_TEMP); no folder is made beside the reviews.
-    con = connect(memory_limit, temp_directory)
+    # else ACMMG_DUCKDB_*, else pipeline.db.DEFAULT_MEMORY_LIMIT); the sort of the texts
+    # spills past it.
+    con = connect(memory_limit, temp_directory, threads)
     try:
         nodes = pl.DataFrame({"asin": list(asins)}, schema={"asin": pl.String}).to_arrow()
         con.register("nodes", nodes)

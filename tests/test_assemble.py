@@ -235,6 +235,16 @@ def test_reviews_capped_ordered_and_text_only(built: dict) -> None:
     assert select_reviews(built["work"] / "reviews.parquet", info["asins"], 0).is_empty()
 
 
+def test_review_selection_under_a_tight_memory_limit_is_the_same(built: dict, tmp_path) -> None:
+    # The sort of the texts spills past the limit (pipeline.db) instead of growing: same rows.
+    path = built["work"] / "reviews.parquet"
+    free = select_reviews(path, built["info"]["asins"], memory_limit="8GB")
+    tight = select_reviews(
+        path, built["info"]["asins"], memory_limit="16MB", temp_directory=tmp_path, threads=1
+    )
+    assert tight.equals(free)
+
+
 def test_two_builds_byte_identical(built: dict) -> None:
     a, b = _files(built["out"]), _files(built["out2"])
     assert a.keys() == b.keys()

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import db, workdir
 from pipeline import stats as build_stats_
-from pipeline import workdir
 from pipeline.errors import UserError
 from pipeline.io import read_json
 from pipeline.modality import NO_TAXONOMY_REASON, TEXT_ONLY_REASON, embed_kinds, modalities
@@ -141,12 +141,14 @@ def _jsonable(obj: Any) -> Any:
 def assemble(work: Path, p: AssembleParams, res: Resources = Resources()) -> dict:
     """The assemble stage: the category folder in ``work/publish/<slug>/``; returns its
     version and counts."""
-    out = assemble_category(work, workdir.publish_folder(work, p.category), p)
+    out = assemble_category(work, workdir.publish_folder(work, p.category), p, res)
     manifest = read_json(out / MANIFEST)
     return {"folder": str(out), "version": manifest["version"], **manifest["counts"]}
 
 
-def assemble_category(work: Path, out: Path, p: AssembleParams) -> Path:
+def assemble_category(
+    work: Path, out: Path, p: AssembleParams, res: Resources = Resources()
+) -> Path:
     """Write the ACMMG folder of ``p.category`` from ``work`` to ``out`` (replaced
     atomically); ``p.build_params`` are recorded in the manifest and the card. Returns
     ``out``."""
@@ -156,7 +158,7 @@ def assemble_category(work: Path, out: Path, p: AssembleParams) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _build(work, tmp, p)
+        _build(work, tmp, p, res)
         tmp.chmod(0o755)
         _swap_into_place(tmp, out)
     except BaseException:
@@ -188,7 +190,7 @@ def _recorded_params(p: AssembleParams) -> dict:
     return _jsonable({**p.build_params, **own})
 
 
-def _build(work: Path, dest: Path, p: AssembleParams) -> None:
+def _build(work: Path, dest: Path, p: AssembleParams, res: Resources) -> None:
     stats = build_stats_.merged(work)
     nodes, raw_edges, node_info = inputs.load_nodes(work)
     n = nodes.height
@@ -211,7 +213,7 @@ def _build(work: Path, dest: Path, p: AssembleParams) -> None:
 
     # The data files, one writer each.
     shards, review_counts = write_node_attributes(
-        dest, attrs, inputs.reviews(work), p.shard_rows, p.max_reviews
+        dest, attrs, inputs.reviews(work), p.shard_rows, p.max_reviews, db.settings(work, res)
     )
     dims = write_embeddings(dest, inputs.embeddings(work, asins, embed_kinds(work)))
     n_images = 0

@@ -26,10 +26,6 @@ from pipeline.sql import load_sql, quote_literal
 
 log = logging.getLogger(__name__)
 
-# DuckDB memory_limit of the stage unless --memory-limit / ACMMG_DUCKDB_MEMORY say otherwise
-# (it spills to WORK/.duckdb_tmp past it).
-DEFAULT_MEMORY_LIMIT = "2GB"
-
 
 @dataclass(frozen=True)
 class RelationsParams:
@@ -92,7 +88,7 @@ def build_relations(
     missing = [str(path) for path in paths.values() if not path.exists()]
     if missing:
         raise UserError(f"missing input(s): {', '.join(missing)}")
-    con = db.open_db(work, res, DEFAULT_MEMORY_LIMIT)
+    con = db.open_db(work, res)
     try:
         for view, path in paths.items():
             con.execute(

@@ -29,17 +29,23 @@ PUBLISHED_NODE_SCHEMA = NODE_SCHEMA.append(pa.field("image_url", pa.string()))
 
 
 def write_node_attributes(
-    dest: Path, attrs: pl.DataFrame, reviews: Path, shard_rows: int, max_reviews: int
+    dest: Path,
+    attrs: pl.DataFrame,
+    reviews: Path,
+    shard_rows: int,
+    max_reviews: int,
+    db: dict | None = None,
 ) -> tuple[int, np.ndarray]:
     """``attrs`` (asin, node_id, class, title, desc, image_url; node order) with each node's reviews
     from ``reviews``, ``shard_rows`` nodes per file, one shard at a time (reviews are the bulk
-    of the bytes). Returns the shard count and the review count of every node."""
+    of the bytes); ``db``: the review selection's DuckDB settings (``pipeline.db.settings``).
+    Returns the shard count and the review count of every node."""
     (dest / FOLDER).mkdir()
     review_counts = np.zeros(attrs.height, dtype=np.int64)
     shards = 0
     for start in range(0, attrs.height, shard_rows):
         part = attrs.slice(start, shard_rows)
-        rev = select_reviews(reviews, part["asin"].to_list(), max_reviews=max_reviews)
+        rev = select_reviews(reviews, part["asin"].to_list(), max_reviews=max_reviews, **(db or {}))
         part = part.join(
             rev.select("asin", "reviews"), on="asin", how="left", maintain_order="left"
         )
