@@ -12,7 +12,7 @@ from pipeline.workdir import DUCKDB_TMP
 # The memory_limit of every connection unless an argument, --memory-limit or
 # ACMMG_DUCKDB_MEMORY says otherwise. DuckDB's own default is 80% of RAM per connection: the
 # Electronics rehearsal's clean and review selection each took 6-12 GB under it (bench/README.md,
-# "Flow at scale"). Every query here spills past the limit (the graph's at about the same speed,
+# "Whole flow"). Every query here spills past the limit (the graph's at about the same speed,
 # bench/README.md, "Graph build").
 DEFAULT_MEMORY_LIMIT = "2GB"
 
@@ -24,8 +24,9 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``temp_directory`` past ``memory_limit``.
 
-    Defaults come from ACMMG_DUCKDB_MEMORY / ACMMG_DUCKDB_TEMP / ACMMG_DUCKDB_THREADS, then
-    ``DEFAULT_MEMORY_LIMIT`` (DuckDB's own temp directory, ``.tmp`` in the working one).
+    Defaults come from ACMMG_DUCKDB_MEMORY / ACMMG_DUCKDB_TEMP / ACMMG_DUCKDB_THREADS; the
+    memory limit then falls back to ``DEFAULT_MEMORY_LIMIT``, the temp directory to DuckDB's
+    own (``.tmp`` in the working directory).
     Insertion order is not preserved: every query that needs an order says ORDER BY.
     """
     con = duckdb.connect()

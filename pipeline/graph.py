@@ -4,9 +4,10 @@ The heavy step is the projection: a user with d items makes d(d-1)/2 pair instan
 the 20M benchmark set) and most pairs are seen once or twice. Purchases are grouped into one
 sorted basket per user; each basket emits its pairs (i < j) without a self-join, and a window
 sorted per item keeps only the pairs that reach ``min_copurchase`` before anything is hashed
-(sql/project.sql). DuckDB runs under ``pipeline.db.DEFAULT_MEMORY_LIMIT`` and spills past it, at about
-the same speed as without a limit (bench/README.md, "Graph build"). For a cluster,
-pipeline/graph_partitions.py runs the same build as user-hash partitions and a sum merge.
+(sql/project.sql). DuckDB runs under ``pipeline.db.DEFAULT_MEMORY_LIMIT`` and spills past
+it, at about the same speed as without a limit (bench/README.md, "Graph build"). For a
+cluster, pipeline/graph_partitions.py runs the same build as user-hash partitions and a sum
+merge.
 """
 
 from __future__ import annotations
