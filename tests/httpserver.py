@@ -29,6 +29,10 @@ class QuietServer(ThreadingHTTPServer):
     read stderr (one-line errors) must see only what the product wrote."""
 
     daemon_threads = True
+    # socketserver's default backlog is 5: eight fetch threads on a loaded machine overflow it,
+    # the kernel drops a SYN and the client's retransmit comes after 1 s, past the tests' 1 s
+    # connect timeout (a spurious "connect timeout" seen once in a full run).
+    request_queue_size = 64
 
     def handle_error(self, request, client_address) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):

@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.images import ImageConfig
+from tests.httpserver import QuietServer
 
 Responder = Callable[[http.server.BaseHTTPRequestHandler, int], None]
 
@@ -140,8 +141,7 @@ class ImageServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
